@@ -1,0 +1,153 @@
+#pragma once
+// Internal: the non-template core of a ThreadPool (threads, queue, callback loop,
+// lifecycle, accounting). Implemented in src/pool_core.cpp; no Asio in this header.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <pypool/detail/state.hpp>
+#include <pypool/function.hpp>
+#include <pypool/options.hpp>
+
+namespace pypool::detail {
+
+struct Loop;  // the Asio io_context and its thread (src/loop.cpp)
+
+/// Something that join()/terminate() must drive or stop: a live imap stream.
+class StreamHook {
+public:
+    /// join(): read the rest of the input and submit it (runs on the joining thread).
+    virtual void drain_for_join() = 0;
+    /// terminate(): stop reading input; waiting consumers must wake.
+    virtual void on_terminate() noexcept = 0;
+    StreamHook* hook_next_ = nullptr;
+    StreamHook* hook_prev_ = nullptr;
+    bool drained_for_join_ = false;   // guarded by the pool's lock
+    bool join_in_progress_ = false;   // guarded by the pool's lock
+
+protected:
+    ~StreamHook() = default;
+};
+
+enum class PoolState : std::uint8_t { run, close, terminate };
+enum class StopKind : std::uint8_t { none, close, terminate, shutdown };
+
+class PoolCore {
+public:
+    explicit PoolCore(PoolOptions options);
+    ~PoolCore();
+    PoolCore(const PoolCore&) = delete;
+    PoolCore& operator=(const PoolCore&) = delete;
+
+    std::size_t size() const noexcept { return workers_.size(); }
+
+    // ---- submission ---------------------------------------------------------------
+    /// Accepts a job into the queue and takes ownership. Throws ValueError/RuntimeError
+    /// (the first stop's error) if the pool does not accept it; then ownership stays
+    /// with the caller.
+    void submit(Job* job);
+    /// Accepts a batch of jobs linked through next_ (one lock); all or nothing.
+    void submit_batch(Job* first, Job* last, std::size_t count);
+    /// Throws the error submitting would throw now, if any (nothing is accepted).
+    void check_accepting() const;
+    /// Takes one extra unit of work (keeps join() waiting) if the pool accepts work;
+    /// else throws like submit(). Release with release_unit().
+    void acquire_unit();
+
+    // ---- the callback loop ---------------------------------------------------------
+    /// Posts s->run_callbacks() to the loop; the caller holds a unit (s not ready).
+    void post_callbacks(StateBase* s) noexcept;
+    /// Posts fn to the loop while the caller holds a unit of work.
+    void post_loop(Function<void()> fn) noexcept;
+    /// Posts fn to the loop if it still runs; false (fn untouched) once join() finished.
+    bool try_post_loop(Function<void()>& fn);
+    /// Reports a throwing callback to on_callback_error (or stderr).
+    void report_callback_error(std::exception_ptr e) noexcept;
+
+    // ---- lifecycle -----------------------------------------------------------------
+    void close();
+    void terminate();
+    void join();
+    void shutdown(bool wait, bool cancel_futures);
+    PoolState state() const noexcept { return state_.load(std::memory_order_acquire); }
+    bool joined() const noexcept { return joined_.load(std::memory_order_acquire); }
+    void add_stream(StreamHook* h);
+    void remove_stream(StreamHook* h);
+
+    // ---- thread identity ------------------------------------------------------------
+    bool on_worker() const noexcept;
+    bool on_loop() const noexcept;
+    bool on_own_thread() const noexcept { return on_worker() || on_loop(); }
+    /// The pool whose worker runs the calling thread, or nullptr.
+    static PoolCore* current_worker_pool() noexcept;
+
+    // ---- waiting helpers --------------------------------------------------------------
+    /// On a worker of this pool: run queued jobs until s is ready or the deadline.
+    bool help_until(const StateBase* s, std::optional<Clock::time_point> deadline);
+    /// Wakes workers helping in help_until (s got flag_helpers).
+    void notify_helpers() noexcept;
+
+    // ---- accounting -------------------------------------------------------------------
+    /// Releases one unit of work (safe from any thread).
+    void release_unit() noexcept;
+    /// A loop handler posted with post_loop()/try_post_loop() has finished.
+    void loop_handler_done() noexcept;
+    void note_started() noexcept {
+        queued_.fetch_sub(1, std::memory_order_relaxed);
+        running_.fetch_add(1, std::memory_order_relaxed);
+    }
+    void note_ran() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
+    void note_cancelled() noexcept {
+        queued_.fetch_sub(1, std::memory_order_relaxed);
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
+    }
+    void note_outcome(bool ok) noexcept {
+        (ok ? completed_ : failed_).fetch_add(1, std::memory_order_relaxed);
+    }
+    PoolStats stats() const noexcept;
+
+private:
+    void worker_main(std::size_t index);
+    void run_job(Job* j) noexcept;
+    Job* try_pop_locked() noexcept;
+    Job* detach_queue_locked() noexcept;
+    static void discard_all(Job* j) noexcept;
+    [[noreturn]] void throw_not_accepting() const;
+    bool accepts_locked() const noexcept;
+    void drain_streams();
+
+    PoolOptions options_;
+    mutable std::mutex m_;
+    std::condition_variable cv_;       // idle workers and helping waiters
+    std::condition_variable join_cv_;  // join() waits for active_ == 0
+    Job* head_ = nullptr;              // FIFO queue, guarded by m_
+    Job* tail_ = nullptr;
+    std::size_t idle_ = 0;             // workers or helpers parked on cv_, guarded by m_
+    bool stop_ = false;                // workers exit when the queue is empty, guarded by m_
+    bool loop_closed_ = false;         // no more loop posts, guarded by m_
+    std::atomic<PoolState> state_{PoolState::run};
+    StopKind first_stop_ = StopKind::none;  // guarded by m_
+    std::atomic<bool> joined_{false};
+    std::atomic<bool> joining_{false};
+    std::atomic<std::size_t> active_{0};  // accepted, unfinished work (tasks, loop handlers)
+    std::mutex join_m_;                   // serialises join()
+    StreamHook* streams_ = nullptr;       // guarded by m_
+
+    std::atomic<std::size_t> submitted_{0}, completed_{0}, failed_{0}, cancelled_{0},
+        queued_{0}, running_{0}, callbacks_pending_{0};
+
+    std::vector<std::thread> workers_;
+    std::unique_ptr<Loop> loop_;
+
+    friend struct Loop;
+};
+
+}  // namespace pypool::detail

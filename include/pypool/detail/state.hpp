@@ -1,0 +1,159 @@
+#pragma once
+// Internal: the queue node (Job) and the shared state behind every AsyncResult (StateBase).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <pypool/function.hpp>
+
+namespace pypool::detail {
+
+class PoolCore;
+
+/// A unit of work in a pool's queue. The queue owns the job until run() or discard().
+class Job {
+public:
+    Job* next_ = nullptr;
+    /// Runs on a worker; consumes the queue's ownership.
+    virtual void run() noexcept = 0;
+    /// Called instead of run() by terminate()/shutdown(cancel_futures): complete as
+    /// cancelled; consumes the queue's ownership.
+    virtual void discard() noexcept = 0;
+
+protected:
+    Job() = default;
+    ~Job() = default;
+};
+
+// Layout of StateBase::word_.
+enum : std::uint32_t {
+    phase_pending = 0,     // queued
+    phase_running = 1,     // a worker runs it
+    phase_completing = 2,  // outcome set, its callback/error_callback queued on the loop
+    phase_ready = 3,       // done(): waiters may read the outcome
+    phase_mask = 3,
+    outcome_none = 0,
+    outcome_value = 4,
+    outcome_error = 8,
+    outcome_cancelled = 12,
+    outcome_mask = 12,
+    flag_waiters = 16,         // a thread parks on the state's stripe
+    flag_helpers = 32,         // a worker of pool_ waits for it on the pool's condition
+    flag_done_callbacks = 64,  // done callbacks are registered
+    flag_callback = 128,       // has a callback (readiness needs the loop on success)
+    flag_error_callback = 256, // has an error_callback (readiness needs the loop on failure)
+};
+
+using Clock = std::chrono::steady_clock;
+
+/// Shared state of one result: reference count, phase/outcome word, stored exception.
+/// Non-template logic lives in src/state.cpp.
+class StateBase : public Job {
+public:
+    StateBase(PoolCore* pool, std::uint32_t flags, std::uint32_t refs) noexcept
+        : refs_(refs), word_(flags), pool_(pool) {}
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+    }
+
+    std::uint32_t word() const noexcept { return word_.load(std::memory_order_acquire); }
+    std::uint32_t phase() const noexcept { return word() & phase_mask; }
+    std::uint32_t outcome() const noexcept { return word() & outcome_mask; }
+    bool is_ready() const noexcept { return phase() == phase_ready; }
+    PoolCore* pool() const noexcept { return pool_; }
+    const std::exception_ptr& error() const noexcept { return error_; }
+
+    /// Pending -> running; false if it was cancelled first.
+    bool try_start() noexcept;
+    /// Stores the outcome of a run, then completes: through the loop if a callback must
+    /// run, else at once. The caller holds a reference.
+    void finish(std::uint32_t outcome) noexcept;
+    /// Pending -> cancelled, completing through the loop if an error_callback must run.
+    /// True if it is cancelled (now or before). The caller holds a reference.
+    virtual bool cancel() noexcept;
+    /// Marks the state ready, wakes waiters, posts done callbacks, releases the pool's
+    /// unit of work. The caller holds a reference.
+    void make_ready() noexcept;
+
+    /// Blocks until ready or the deadline; true if ready. Throws DeadlockError when called
+    /// on the pool's callback thread for a result that needs that thread to become ready.
+    bool wait_until(std::optional<Clock::time_point> deadline) const;
+    /// wait_until(nullopt) and ValueError-free; used by waits without timeout.
+    void wait() const { (void)wait_until(std::nullopt); }
+    /// Adds a done callback (runs on the loop once ready, or inline if the loop is gone).
+    void add_done_callback(Function<void()> fn);
+    /// Calls the callback/error_callback on the loop thread, then make_ready().
+    virtual void run_callbacks() noexcept;
+    /// Exception to deliver for outcome (stored error, or a CancelledError).
+    std::exception_ptr outcome_exception() const;
+    /// Sets the outcome bits (used when a callback throws).
+    void set_outcome(std::uint32_t outcome) noexcept;
+
+    StateBase(const StateBase&) = delete;
+    StateBase& operator=(const StateBase&) = delete;
+
+protected:
+    virtual ~StateBase();
+    virtual void destroy() noexcept { delete this; }
+    /// Calls the user callback for the outcome; may throw (the caller reports it).
+    virtual void invoke_callbacks() {}
+    // Jobs that are states: a queued state runs its task in run(); default: never queued.
+    void run() noexcept override {}
+    void discard() noexcept override;
+
+    std::atomic<std::uint32_t> refs_;
+    std::atomic<std::uint32_t> word_;
+    PoolCore* pool_;
+    std::exception_ptr error_;
+    std::vector<Function<void()>>* done_callbacks_ = nullptr;  // guarded by the stripe lock
+
+    friend class PoolCore;
+};
+
+/// Shared state holding a T (or nothing for void).
+template <class T>
+class ResultState : public StateBase {
+public:
+    using StateBase::StateBase;
+    std::optional<T> value_;
+};
+template <>
+class ResultState<void> : public StateBase {
+public:
+    using StateBase::StateBase;
+};
+
+/// Intrusive owning pointer to a state.
+template <class S>
+class StateRef {
+public:
+    StateRef() noexcept = default;
+    /// Adopts one reference.
+    explicit StateRef(S* s) noexcept : p_(s) {}
+    StateRef(const StateRef& o) noexcept : p_(o.p_) {
+        if (p_) p_->add_ref();
+    }
+    StateRef(StateRef&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    StateRef& operator=(StateRef o) noexcept {
+        std::swap(p_, o.p_);
+        return *this;
+    }
+    ~StateRef() {
+        if (p_) p_->release();
+    }
+    S* get() const noexcept { return p_; }
+    S* operator->() const noexcept { return p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+private:
+    S* p_ = nullptr;
+};
+
+}  // namespace pypool::detail

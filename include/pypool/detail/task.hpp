@@ -1,0 +1,88 @@
+#pragma once
+// Internal: the state of one apply_async/submit task: the callable, its arguments, the
+// result and (optionally) the callbacks, in one allocation.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <pypool/detail/pool_core.hpp>
+#include <pypool/detail/state.hpp>
+#include <pypool/options.hpp>
+
+namespace pypool::detail {
+
+/// The decayed result of calling a decay-copied F with decay-copied Args as rvalues.
+template <class F, class... Args>
+using apply_result_t = std::decay_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
+
+struct NoCallbacks {};
+
+template <class R, class Fn, class Tuple, bool WithCallbacks>
+class TaskState final : public ResultState<R> {
+    using Cbs = std::conditional_t<WithCallbacks, Callbacks<R>, NoCallbacks>;
+
+public:
+    template <class F, class T>
+    TaskState(PoolCore* pool, F&& f, T&& args, Cbs&& cbs, std::uint32_t flags)
+        : ResultState<R>(pool, flags, 2),  // one reference for the handle, one for the queue
+          payload_(std::in_place, std::forward<F>(f), std::forward<T>(args)),
+          cbs_(std::move(cbs)) {}
+
+    void run() noexcept override {
+        if (!this->try_start()) {  // cancelled while queued
+            this->release();
+            return;
+        }
+        PoolCore* pool = this->pool_;
+        pool->note_started();
+        std::uint32_t outcome = outcome_value;
+        try {
+            auto& [fn, args] = *payload_;
+            if constexpr (std::is_void_v<R>) {
+                std::apply(std::move(fn), std::move(args));
+            } else {
+                this->value_.emplace(std::apply(std::move(fn), std::move(args)));
+            }
+        } catch (...) {
+            this->error_ = std::current_exception();
+            outcome = outcome_error;
+        }
+        payload_.reset();  // the pool keeps no reference to the arguments
+        pool->note_ran();
+        this->finish(outcome);
+        this->release();
+    }
+
+private:
+    void invoke_callbacks() override {
+        if constexpr (WithCallbacks) {
+            auto callback = std::move(cbs_.callback);
+            auto error_callback = std::move(cbs_.error_callback);
+            if (this->outcome() == outcome_value) {
+                if (callback) {
+                    if constexpr (std::is_void_v<R>)
+                        callback();
+                    else
+                        callback(*this->value_);
+                }
+            } else if (error_callback) {
+                error_callback(this->error_);
+            }
+        }
+    }
+
+    struct Payload {
+        template <class F, class T>
+        Payload(F&& f, T&& a) : fn(std::forward<F>(f)), args(std::forward<T>(a)) {}
+        Fn fn;
+        Tuple args;
+    };
+    std::optional<Payload> payload_;
+    [[no_unique_address]] Cbs cbs_;
+};
+
+}  // namespace pypool::detail

@@ -1,0 +1,11 @@
+#pragma once
+/// @file
+/// The umbrella header: everything in pypool except the Boost.Asio integration
+/// (<pypool/asio.hpp>).
+
+#include <pypool/errors.hpp>
+#include <pypool/function.hpp>
+#include <pypool/options.hpp>
+#include <pypool/pool.hpp>
+#include <pypool/result.hpp>
+#include <pypool/version.hpp>

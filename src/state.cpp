@@ -1,0 +1,193 @@
+// The shared state of a result: completion, cancellation, waiting, done callbacks.
+#include <array>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+
+#include <pypool/detail/pool_core.hpp>
+#include <pypool/detail/state.hpp>
+#include <pypool/errors.hpp>
+
+#include "registry.hpp"
+
+namespace pypool::detail {
+namespace {
+
+// Threads that block on a result park on one of these stripes, chosen by address. A
+// completer takes the stripe's lock only when flag_waiters says someone parks.
+struct Stripe {
+    std::mutex m;
+    std::condition_variable cv;
+};
+std::array<Stripe, 64>& stripes() {
+    static std::array<Stripe, 64> s;
+    return s;
+}
+Stripe& stripe_for(const void* p) {
+    auto a = reinterpret_cast<std::uintptr_t>(p);
+    return stripes()[(a >> 6U) % 64U];
+}
+
+// Replaces phase and outcome, keeping the flags; returns the new word.
+std::uint32_t set_phase_outcome(std::atomic<std::uint32_t>& word, std::uint32_t phase,
+                                std::uint32_t outcome) noexcept {
+    std::uint32_t w = word.load(std::memory_order_relaxed);
+    std::uint32_t nw = 0;
+    do {
+        nw = (w & ~(phase_mask | outcome_mask)) | phase | outcome;
+    } while (!word.compare_exchange_weak(w, nw, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed));
+    return nw;
+}
+
+}  // namespace
+
+StateBase::~StateBase() { delete done_callbacks_; }
+
+bool StateBase::try_start() noexcept {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((w & (phase_mask | outcome_mask)) != phase_pending) return false;
+        if (word_.compare_exchange_weak(w, (w & ~phase_mask) | phase_running,
+                                        std::memory_order_acq_rel, std::memory_order_relaxed))
+            return true;
+    }
+}
+
+void StateBase::set_outcome(std::uint32_t outcome) noexcept {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    while (!word_.compare_exchange_weak(w, (w & ~outcome_mask) | outcome,
+                                        std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+    }
+}
+
+void StateBase::finish(std::uint32_t outcome) noexcept {
+    const std::uint32_t w = word_.load(std::memory_order_relaxed);
+    const bool via_loop =
+        outcome == outcome_value ? (w & flag_callback) != 0 : (w & flag_error_callback) != 0;
+    if (via_loop) {
+        set_phase_outcome(word_, phase_completing, outcome);
+        pool_->post_callbacks(this);
+    } else {
+        set_outcome(outcome);
+        make_ready();
+    }
+}
+
+bool StateBase::cancel() noexcept {
+    std::uint32_t w = word_.load(std::memory_order_acquire);
+    for (;;) {
+        if ((w & outcome_mask) == outcome_cancelled) return true;
+        if ((w & (phase_mask | outcome_mask)) != phase_pending) return false;
+        const std::uint32_t nw =
+            (w & ~(phase_mask | outcome_mask)) | phase_completing | outcome_cancelled;
+        if (word_.compare_exchange_weak(w, nw, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+            break;
+    }
+    // Pending until now, so the task's unit of work keeps the pool alive.
+    try {
+        error_ = std::make_exception_ptr(CancelledError());
+    } catch (...) {
+        error_ = std::current_exception();  // bad_alloc: deliver that instead
+    }
+    pool_->note_cancelled();
+    if (w & flag_error_callback)
+        pool_->post_callbacks(this);
+    else
+        make_ready();
+    return true;
+}
+
+void StateBase::discard() noexcept {
+    cancel();
+    release();  // the queue's reference
+}
+
+void StateBase::make_ready() noexcept {
+    PoolCore* pool = pool_;
+    const std::uint32_t before = word_.load(std::memory_order_relaxed);
+    if ((before & outcome_mask) != outcome_cancelled)
+        pool->note_outcome((before & outcome_mask) == outcome_value);
+    const std::uint32_t old = word_.fetch_or(phase_ready, std::memory_order_acq_rel);
+    if (old & flag_waiters) {
+        Stripe& st = stripe_for(this);
+        { std::lock_guard lk(st.m); }
+        st.cv.notify_all();
+    }
+    if (old & flag_helpers) pool->notify_helpers();
+    if (old & flag_done_callbacks) {
+        std::vector<Function<void()>>* list = nullptr;
+        {
+            std::lock_guard lk(stripe_for(this).m);
+            list = std::exchange(done_callbacks_, nullptr);
+        }
+        if (list) {
+            for (auto& fn : *list) pool->post_loop(std::move(fn));  // waiters woke first
+            delete list;
+        }
+    }
+    pool->release_unit();  // the last touch of the pool
+}
+
+std::exception_ptr StateBase::outcome_exception() const { return error_; }
+
+void StateBase::run_callbacks() noexcept {
+    try {
+        invoke_callbacks();
+    } catch (...) {
+        std::exception_ptr e = std::current_exception();
+        if ((word_.load(std::memory_order_relaxed) & outcome_mask) != outcome_cancelled) {
+            error_ = e;
+            set_outcome(outcome_error);
+        }
+        pool_->report_callback_error(e);
+    }
+    make_ready();
+}
+
+bool StateBase::wait_until(std::optional<Clock::time_point> deadline) const {
+    if (is_ready()) return true;
+    if (deadline && *deadline <= Clock::now()) return false;  // a zero timeout only checks
+    PoolCore* pool = pool_;  // not ready: the pool is alive
+    if (pool->on_loop() && (word() & (flag_callback | flag_error_callback)) != 0) {
+        throw DeadlockError(
+            "waiting on the pool's callback thread for a result that has a callback would "
+            "never finish: its callback needs this thread");
+    }
+    if (PoolCore::current_worker_pool() == pool) return pool->help_until(this, deadline);
+
+    auto& word = const_cast<std::atomic<std::uint32_t>&>(word_);
+    Stripe& st = stripe_for(this);
+    std::unique_lock lk(st.m);
+    word.fetch_or(flag_waiters, std::memory_order_acq_rel);
+    while (!is_ready()) {
+        if (!deadline) {
+            st.cv.wait(lk);
+        } else if (st.cv.wait_until(lk, *deadline) == std::cv_status::timeout) {
+            return is_ready();
+        }
+    }
+    return true;
+}
+
+void StateBase::add_done_callback(Function<void()> fn) {
+    {
+        std::lock_guard lk(stripe_for(this).m);
+        if (!is_ready()) {
+            if (!done_callbacks_) done_callbacks_ = new std::vector<Function<void()>>();
+            done_callbacks_->push_back(std::move(fn));
+            word_.fetch_or(flag_done_callbacks, std::memory_order_acq_rel);
+            return;
+        }
+    }
+    if (with_live_pool(pool_, [&](PoolCore& p) { return p.try_post_loop(fn); })) return;
+    try {
+        fn();  // the callback thread has finished: run at once on the calling thread
+    } catch (...) {
+        std::fputs("pypool: a done callback threw an exception; ignored\n", stderr);
+    }
+}
+
+}  // namespace pypool::detail
