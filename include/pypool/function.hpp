@@ -22,7 +22,9 @@ struct is_function_specialization<Function<S>> : std::true_type {};
 
 template <class F>
 bool is_null_callable(const F& f) noexcept {
-    if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+    if constexpr (std::is_function_v<F>) {
+        return false;  // a function (reference) is never null
+    } else if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
         return f == nullptr;
     } else if constexpr (requires(const F& g) { g == nullptr; }) {
         return f == nullptr;  // std::function and friends
@@ -51,7 +53,10 @@ class Function<R(Args...)> {
     template <class F>
     static constexpr VTable inline_vtable{
         [](void* p, Args&&... args) -> R {
-            return std::invoke(*static_cast<F*>(p), std::forward<Args>(args)...);
+            if constexpr (std::is_void_v<R>)
+                std::invoke(*static_cast<F*>(p), std::forward<Args>(args)...);  // result discarded
+            else
+                return std::invoke(*static_cast<F*>(p), std::forward<Args>(args)...);
         },
         [](void* dst, void* src) noexcept {
             ::new (dst) F(std::move(*static_cast<F*>(src)));
@@ -62,7 +67,10 @@ class Function<R(Args...)> {
     template <class F>
     static constexpr VTable heap_vtable{
         [](void* p, Args&&... args) -> R {
-            return std::invoke(**static_cast<F**>(p), std::forward<Args>(args)...);
+            if constexpr (std::is_void_v<R>)
+                std::invoke(**static_cast<F**>(p), std::forward<Args>(args)...);
+            else
+                return std::invoke(**static_cast<F**>(p), std::forward<Args>(args)...);
         },
         [](void* dst, void* src) noexcept {
             *static_cast<F**>(dst) = *static_cast<F**>(src);
