@@ -12,6 +12,7 @@
 namespace pypool::detail {
 
 struct Loop {
+    boost::asio::execution_context worker_ctx;  // context of pypool::worker_executor
     boost::asio::io_context ioc{1};
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
         ioc.get_executor()};

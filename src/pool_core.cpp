@@ -125,6 +125,7 @@ PoolCore::~PoolCore() {
 bool PoolCore::on_worker() const noexcept { return tls_worker_pool == this; }
 bool PoolCore::on_loop() const noexcept { return tls_loop_pool == this; }
 PoolCore* PoolCore::current_worker_pool() noexcept { return tls_worker_pool; }
+PoolCore* PoolCore::current_loop_pool() noexcept { return tls_loop_pool; }
 
 // ---- submission ------------------------------------------------------------------------
 bool PoolCore::accepts_locked() const noexcept {
@@ -255,6 +256,31 @@ bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> d
     }
 }
 
+bool PoolCore::help_while_not(bool (*done)(const void*) noexcept, const void* ctx,
+                              std::optional<Clock::time_point> deadline) {
+    for (;;) {
+        if (done(ctx)) return true;
+        Job* j = nullptr;
+        {
+            std::unique_lock lk(m_);
+            j = try_pop_locked();
+            if (!j) {
+                if (done(ctx)) return true;  // under m_: a notify_helpers() after this wakes us
+                ++idle_;
+                bool timed_out = false;
+                if (deadline)
+                    timed_out = cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
+                else
+                    cv_.wait(lk);
+                --idle_;
+                if (timed_out) return done(ctx);
+                continue;
+            }
+        }
+        run_job(j);  // as help_until: run queued work while we wait
+    }
+}
+
 void PoolCore::notify_helpers() noexcept {
     { std::lock_guard lk(m_); }
     cv_.notify_all();
@@ -306,6 +332,51 @@ bool PoolCore::try_post_loop(Function<void()>& fn) {
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
     return true;
 }
+
+// ---- Asio executors ----------------------------------------------------------------------
+void PoolCore::submit_executor_job(Job* job) {
+    bool discard = false;
+    bool wake = false;
+    {
+        std::lock_guard lk(m_);
+        if (loop_closed_) throw_not_accepting();  // join() has finished
+        active_.fetch_add(1, std::memory_order_seq_cst);
+        submitted_.fetch_add(1, std::memory_order_relaxed);
+        queued_.fetch_add(1, std::memory_order_relaxed);
+        job->next_ = nullptr;
+        if (state_.load(std::memory_order_relaxed) == PoolState::terminate) {
+            discard = true;  // as Asio: handlers of a context that shut down never run
+        } else {
+            if (tail_)
+                tail_->next_ = job;
+            else
+                head_ = job;
+            tail_ = job;
+            wake = idle_ > 0;
+        }
+    }
+    if (discard)
+        job->discard();  // outside the lock: destroying a handler may post again
+    else if (wake)
+        cv_.notify_one();
+}
+
+void PoolCore::submit_loop_job(Job* job) {
+    std::lock_guard lk(m_);
+    if (loop_closed_) throw_not_accepting();
+    active_.fetch_add(1, std::memory_order_seq_cst);
+    callbacks_pending_.fetch_add(1, std::memory_order_relaxed);
+    boost::asio::post(loop_->ioc, [this, job] {
+        if (state() == PoolState::terminate)
+            job->discard();
+        else
+            job->run();
+        loop_handler_done();
+    });
+}
+
+boost::asio::execution_context& PoolCore::worker_context() noexcept { return loop_->worker_ctx; }
+boost::asio::execution_context& PoolCore::loop_context() noexcept { return loop_->ioc; }
 
 void PoolCore::report_callback_error(std::exception_ptr e) noexcept {
     if (options_.on_callback_error) {

@@ -117,6 +117,18 @@ void StateBase::make_ready() noexcept {
         st.cv.notify_all();
     }
     if (old & flag_helpers) pool->notify_helpers();
+    if (old & flag_listeners) {
+        // Under the stripe lock, so a listener's owner cannot vanish while it is notified.
+        std::lock_guard lk(stripe_for(this).m);
+        CompletionListener* l = std::exchange(listeners_, nullptr);
+        while (l) {
+            CompletionListener* next = l->listener_next_;
+            l->listener_next_ = l->listener_prev_ = nullptr;
+            l->listener_linked_ = false;
+            l->notify(l);
+            l = next;
+        }
+    }
     if (old & flag_done_callbacks) {
         std::vector<Function<void()>>* list = nullptr;
         {
@@ -175,10 +187,13 @@ bool StateBase::wait_until(std::optional<Clock::time_point> deadline) const {
 void StateBase::add_done_callback(Function<void()> fn) {
     {
         std::lock_guard lk(stripe_for(this).m);
-        if (!is_ready()) {
+        // Set the flag first and test readiness in the same read-modify-write: make_ready()
+        // sets phase_ready with one too, so either it sees the flag (and takes this lock
+        // after us) or we see it ready.
+        const std::uint32_t old = word_.fetch_or(flag_done_callbacks, std::memory_order_acq_rel);
+        if ((old & phase_mask) != phase_ready) {
             if (!done_callbacks_) done_callbacks_ = new std::vector<Function<void()>>();
             done_callbacks_->push_back(std::move(fn));
-            word_.fetch_or(flag_done_callbacks, std::memory_order_acq_rel);
             return;
         }
     }
@@ -188,6 +203,31 @@ void StateBase::add_done_callback(Function<void()> fn) {
     } catch (...) {
         std::fputs("pypool: a done callback threw an exception; ignored\n", stderr);
     }
+}
+
+bool StateBase::add_listener(CompletionListener* l) noexcept {
+    std::lock_guard lk(stripe_for(this).m);
+    // Same handshake as add_done_callback: the flag and the readiness test in one RMW.
+    const std::uint32_t old = word_.fetch_or(flag_listeners, std::memory_order_acq_rel);
+    if ((old & phase_mask) == phase_ready) return false;
+    l->listener_prev_ = nullptr;
+    l->listener_next_ = listeners_;
+    if (listeners_) listeners_->listener_prev_ = l;
+    listeners_ = l;
+    l->listener_linked_ = true;
+    return true;
+}
+
+void StateBase::remove_listener(CompletionListener* l) noexcept {
+    std::lock_guard lk(stripe_for(this).m);  // also waits out a notify in progress
+    if (!l->listener_linked_) return;
+    if (l->listener_prev_)
+        l->listener_prev_->listener_next_ = l->listener_next_;
+    else
+        listeners_ = l->listener_next_;
+    if (l->listener_next_) l->listener_next_->listener_prev_ = l->listener_prev_;
+    l->listener_next_ = l->listener_prev_ = nullptr;
+    l->listener_linked_ = false;
 }
 
 }  // namespace pypool::detail

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Counts individual test cases after `meson test`: prints "N passed, N failed".
+"""Usage: count_tests.py BUILD_DIR [MESON_TEST_STATUS]
+
+Counts individual test cases after `meson test`: prints "N passed, N failed".
 
 Boost.Test executables write JUnit reports (<name>.junit.xml) next to themselves; each
 <testcase> counts once. A meson test without a report (a shell script) counts as one case.
@@ -45,6 +47,9 @@ if log.exists():
         failed += case_fail
 else:
     print("no meson test log found", file=sys.stderr)
+    failed = 1
+if len(sys.argv) > 2 and sys.argv[2] != "0" and failed == 0:
+    print("meson test failed outside any test case (build or setup)", file=sys.stderr)
     failed = 1
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -17,6 +17,10 @@
 #include <pypool/function.hpp>
 #include <pypool/options.hpp>
 
+namespace boost::asio {
+class execution_context;  // declared only: Asio stays out of this header
+}  // namespace boost::asio
+
 namespace pypool::detail {
 
 struct Loop;  // the Asio io_context and its thread (src/loop.cpp)
@@ -72,6 +76,24 @@ public:
     /// Reports a throwing callback to on_callback_error (or stderr).
     void report_callback_error(std::exception_ptr e) noexcept;
 
+    // ---- Asio executors (include/pypool/asio.hpp) ---------------------------------------
+    // Accepted until join() has finished, whatever stopped the pool; afterwards they throw
+    // the first stop's error and ownership stays with the caller.
+    /// worker_executor: queues job as one task (takes a unit); after terminate() the job is
+    /// discarded (its handler destroyed unrun) at once instead. job->run() does the task's
+    /// accounting (note_started/note_ran/note_outcome, release_unit).
+    void submit_executor_job(Job* job);
+    /// loop_executor: job->run() on the callback thread, or job->discard() there if
+    /// terminate() came first; the core does the accounting.
+    void submit_loop_job(Job* job);
+    /// Outstanding Asio work (a tracked executor): keeps join() waiting like a unit;
+    /// release with release_unit(). Never throws.
+    void add_work() noexcept { active_.fetch_add(1, std::memory_order_seq_cst); }
+    /// The execution context of worker_executor (owned by the pool).
+    boost::asio::execution_context& worker_context() noexcept;
+    /// The execution context of loop_executor (the callback thread's io_context).
+    boost::asio::execution_context& loop_context() noexcept;
+
     // ---- lifecycle -----------------------------------------------------------------
     void close();
     void terminate();
@@ -88,10 +110,17 @@ public:
     bool on_own_thread() const noexcept { return on_worker() || on_loop(); }
     /// The pool whose worker runs the calling thread, or nullptr.
     static PoolCore* current_worker_pool() noexcept;
+    /// The pool whose callback thread is the calling thread, or nullptr.
+    static PoolCore* current_loop_pool() noexcept;
 
     // ---- waiting helpers --------------------------------------------------------------
     /// On a worker of this pool: run queued jobs until s is ready or the deadline.
     bool help_until(const StateBase* s, std::optional<Clock::time_point> deadline);
+    /// On a worker of this pool: run queued jobs until done(ctx) or the deadline; true if
+    /// done(ctx). done is called under the pool's lock (it must not lock anything); whoever
+    /// makes it true must then call notify_helpers() (used by pypool::wait/as_completed).
+    bool help_while_not(bool (*done)(const void* ctx) noexcept, const void* ctx,
+                        std::optional<Clock::time_point> deadline);
     /// Wakes workers helping in help_until (s got flag_helpers).
     void notify_helpers() noexcept;
 

@@ -47,6 +47,19 @@ enum : std::uint32_t {
     flag_done_callbacks = 64,  // done callbacks are registered
     flag_callback = 128,       // has a callback (readiness needs the loop on success)
     flag_error_callback = 256, // has an error_callback (readiness needs the loop on failure)
+    flag_listeners = 512,      // completion listeners are linked (see CompletionListener)
+};
+
+/// A node by which a multi-result waiter (pypool::wait, as_completed) hears that one state
+/// became ready. Linked into the state's intrusive list under its stripe lock; notify is
+/// called once, on the completing thread, inside make_ready() right after the state's
+/// waiters woke and before its done callbacks are posted, with the stripe lock held: it
+/// must be short, must not block and must not touch any result's stripe.
+struct CompletionListener {
+    void (*notify)(CompletionListener* self) noexcept = nullptr;
+    CompletionListener* listener_next_ = nullptr;  // guarded by the state's stripe lock
+    CompletionListener* listener_prev_ = nullptr;
+    bool listener_linked_ = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -89,6 +102,12 @@ public:
     void wait() const { (void)wait_until(std::nullopt); }
     /// Adds a done callback (runs on the loop once ready, or inline if the loop is gone).
     void add_done_callback(Function<void()> fn);
+    /// Links l so that l->notify(l) runs when this state becomes ready; false (l not linked)
+    /// if it is ready already. Never touches the pool.
+    bool add_listener(CompletionListener* l) noexcept;
+    /// Unlinks l if still linked. Once it returns, l->notify is not running and will not
+    /// run: l may be destroyed.
+    void remove_listener(CompletionListener* l) noexcept;
     /// Calls the callback/error_callback on the loop thread, then make_ready().
     virtual void run_callbacks() noexcept;
     /// Exception to deliver for outcome (stored error, or a CancelledError).
@@ -113,6 +132,7 @@ protected:
     PoolCore* pool_;
     std::exception_ptr error_;
     std::vector<Function<void()>>* done_callbacks_ = nullptr;  // guarded by the stripe lock
+    CompletionListener* listeners_ = nullptr;                  // guarded by the stripe lock
 
     friend class PoolCore;
 };
