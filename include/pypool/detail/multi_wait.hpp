@@ -1,0 +1,66 @@
+#pragma once
+// Internal: one waiter over many results (pypool::wait, pypool::as_completed). It links a
+// CompletionListener into every unfinished state and records states in the order they
+// become ready; no polling. Implemented in src/futures.cpp.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <pypool/detail/state.hpp>
+
+namespace pypool::detail {
+
+class PoolCore;
+
+/// Records, in completion order, the indices of a fixed set of distinct states as they
+/// become ready. The caller keeps every state alive for the waiter's lifetime.
+class MultiWait {
+public:
+    /// Registers on the unfinished states; the states ready already are recorded first,
+    /// in input order. Throws std::bad_alloc (then nothing stays registered).
+    explicit MultiWait(std::vector<StateBase*> states);
+    /// Unregisters from every state (waits out a notification in progress).
+    ~MultiWait();
+    MultiWait(const MultiWait&) = delete;
+    MultiWait& operator=(const MultiWait&) = delete;
+
+    /// Number of states.
+    std::size_t size() const noexcept { return states_.size(); }
+    /// How many states have been recorded as ready so far.
+    std::size_t ready_count() const noexcept { return count_.load(std::memory_order_acquire); }
+    /// Index (into the input) of the k-th state to become ready; k < ready_count().
+    std::size_t ready_at(std::size_t k) const noexcept { return order_[k]; }
+    /// Blocks until ready_count() > seen or the deadline passes (none: no deadline; one
+    /// already past only checks); returns ready_count(). On a worker of a pool owning one
+    /// of the states it runs that pool's queued jobs meanwhile. Throws DeadlockError where
+    /// it would block on a pool's callback thread while an unfinished state needs that
+    /// thread (it has a callback or error_callback).
+    std::size_t wait_beyond(std::size_t seen, std::optional<Clock::time_point> deadline);
+
+private:
+    struct Node : CompletionListener {
+        MultiWait* owner = nullptr;
+        std::size_t index = 0;
+        bool registered = false;  // touched only by the owner's constructor and destructor
+    };
+    static void on_notify(CompletionListener* l) noexcept;
+    void record(std::size_t index, bool wake) noexcept;
+    void check_deadlock() const;
+
+    std::vector<StateBase*> states_;
+    std::unique_ptr<Node[]> nodes_;
+    std::unique_ptr<std::size_t[]> order_;  // written under m_, published by count_
+    std::atomic<std::size_t> count_{0};
+    std::vector<PoolCore*> pools_;  // distinct pools of the states unfinished at the start
+    std::mutex m_;
+    std::condition_variable cv_;
+    PoolCore* helping_ = nullptr;  // guarded by m_: set while a worker of this pool waits
+                                   // here helping; it is woken by its notify_helpers()
+};
+
+}  // namespace pypool::detail

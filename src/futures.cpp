@@ -1,0 +1,112 @@
+// One waiter over many results: the engine of pypool::wait and pypool::as_completed.
+//
+// Locking: a state's stripe lock is held while a listener is notified; the notify takes
+// the waiter's m_ and, for a helping worker, the pool's lock (in notify_helpers) under it.
+// Nothing takes these in another order: the helping predicate only reads an atomic.
+#include <algorithm>
+
+#include <pypool/detail/multi_wait.hpp>
+#include <pypool/detail/pool_core.hpp>
+#include <pypool/errors.hpp>
+
+namespace pypool::detail {
+
+MultiWait::MultiWait(std::vector<StateBase*> states)
+    : states_(std::move(states)),
+      nodes_(std::make_unique<Node[]>(states_.size())),
+      order_(std::make_unique<std::size_t[]>(states_.size())) {
+    for (StateBase* s : states_) {
+        if (s->is_ready()) continue;
+        PoolCore* p = s->pool();  // unfinished: the pool is alive
+        if (std::find(pools_.begin(), pools_.end(), p) == pools_.end()) pools_.push_back(p);
+    }
+    // Everything allocated: from here on nothing throws, so no listener can stay linked.
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+        Node& n = nodes_[i];
+        n.notify = &MultiWait::on_notify;
+        n.owner = this;
+        n.index = i;
+        n.registered = states_[i]->add_listener(&n);
+        if (!n.registered) record(i, false);
+    }
+}
+
+MultiWait::~MultiWait() {
+    for (std::size_t i = 0; i < states_.size(); ++i)
+        if (nodes_[i].registered) states_[i]->remove_listener(&nodes_[i]);
+}
+
+void MultiWait::on_notify(CompletionListener* l) noexcept {
+    auto* n = static_cast<Node*>(l);
+    n->owner->record(n->index, true);
+}
+
+void MultiWait::record(std::size_t index, bool wake) noexcept {
+    std::lock_guard lk(m_);
+    const std::size_t c = count_.load(std::memory_order_relaxed);
+    order_[c] = index;
+    count_.store(c + 1, std::memory_order_release);
+    if (!wake) return;
+    // Still under m_: a helping waiter clears helping_ under m_ before it may return, so
+    // its pool is alive here.
+    if (helping_)
+        helping_->notify_helpers();
+    else
+        cv_.notify_all();
+}
+
+void MultiWait::check_deadlock() const {
+    PoolCore* lp = PoolCore::current_loop_pool();
+    if (!lp || std::find(pools_.begin(), pools_.end(), lp) == pools_.end()) return;
+    for (const StateBase* s : states_) {
+        if (s->is_ready() || s->pool() != lp) continue;
+        if ((s->word() & (flag_callback | flag_error_callback)) != 0) {
+            throw DeadlockError(
+                "waiting on the pool's callback thread for a result that has a callback "
+                "would never finish: its callback needs this thread");
+        }
+    }
+}
+
+std::size_t MultiWait::wait_beyond(std::size_t seen, std::optional<Clock::time_point> deadline) {
+    std::size_t c = ready_count();
+    if (c > seen) return c;
+    if (deadline && *deadline <= Clock::now()) return c;  // a zero timeout only checks
+    check_deadlock();
+
+    PoolCore* wp = PoolCore::current_worker_pool();
+    if (wp && std::find(pools_.begin(), pools_.end(), wp) != pools_.end()) {
+        {
+            std::lock_guard lk(m_);
+            helping_ = wp;
+        }
+        struct Ctx {
+            const MultiWait* self;
+            std::size_t seen;
+        } ctx{this, seen};
+        auto done = [](const void* p) noexcept {
+            const auto* x = static_cast<const Ctx*>(p);
+            return x->self->ready_count() > x->seen;
+        };
+        try {
+            wp->help_while_not(done, &ctx, deadline);
+        } catch (...) {  // a job cannot throw out of run(); keep helping_ right regardless
+            std::lock_guard lk(m_);
+            helping_ = nullptr;
+            throw;
+        }
+        std::lock_guard lk(m_);
+        helping_ = nullptr;
+        return count_.load(std::memory_order_relaxed);
+    }
+
+    std::unique_lock lk(m_);
+    auto more = [&] { return count_.load(std::memory_order_relaxed) > seen; };
+    if (!deadline)
+        cv_.wait(lk, more);
+    else
+        cv_.wait_until(lk, *deadline, more);
+    return count_.load(std::memory_order_relaxed);
+}
+
+}  // namespace pypool::detail
