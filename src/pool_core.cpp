@@ -73,8 +73,10 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
                     std::lock_guard lk(init_m);
                     if (err && !init_error) init_error = err;
                     ++reported;
+                    // Notify under the lock: once it sees the count, the constructor may
+                    // return and destroy init_cv (it lives on its stack).
+                    init_cv.notify_all();
                 }
-                init_cv.notify_all();
                 if (!err) worker_main(static_cast<std::size_t>(i));
             });
         }
