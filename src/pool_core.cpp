@@ -164,20 +164,24 @@ void PoolCore::submit(Job* job) {
     submit_batch(job, job, 1);
 }
 
+void PoolCore::enqueue_locked(Job* first, Job* last, std::size_t count) noexcept {
+    active_.fetch_add(count, std::memory_order_seq_cst);
+    submitted_.fetch_add(count, std::memory_order_relaxed);
+    queued_.fetch_add(count, std::memory_order_relaxed);
+    last->next_ = nullptr;
+    if (tail_)
+        tail_->next_ = first;
+    else
+        head_ = first;
+    tail_ = last;
+}
+
 void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
     bool wake = false;
     {
         std::lock_guard lk(m_);
         if (!accepts_locked()) throw_not_accepting();
-        active_.fetch_add(count, std::memory_order_seq_cst);
-        submitted_.fetch_add(count, std::memory_order_relaxed);
-        queued_.fetch_add(count, std::memory_order_relaxed);
-        last->next_ = nullptr;
-        if (tail_)
-            tail_->next_ = first;
-        else
-            head_ = first;
-        tail_ = last;
+        enqueue_locked(first, last, count);
         wake = idle_ > 0;
     }
     if (wake) {
@@ -186,6 +190,18 @@ void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
         else
             cv_.notify_all();
     }
+}
+
+void PoolCore::submit_stream(Job* job) {
+    bool wake = false;
+    {
+        std::lock_guard lk(m_);
+        if (state_.load(std::memory_order_relaxed) == PoolState::terminate || loop_closed_)
+            throw_not_accepting();
+        enqueue_locked(job, job, 1);
+        wake = idle_ > 0;
+    }
+    if (wake) cv_.notify_one();
 }
 
 Job* PoolCore::try_pop_locked() noexcept {
@@ -467,21 +483,37 @@ void PoolCore::shutdown(bool wait, bool cancel_futures) {
 }
 
 void PoolCore::add_stream(StreamHook* h) {
-    std::lock_guard lk(m_);
-    h->hook_prev_ = nullptr;
-    h->hook_next_ = streams_;
-    if (streams_) streams_->hook_prev_ = h;
-    streams_ = h;
+    {
+        std::lock_guard lk(m_);
+        if (!accepts_locked()) throw_not_accepting();
+        h->hook_add_ref();  // the pool's reference while linked
+        h->hook_linked_ = true;
+        h->drained_for_join_ = false;
+        h->hook_prev_ = nullptr;
+        h->hook_next_ = streams_;
+        if (streams_) streams_->hook_prev_ = h;
+        streams_ = h;
+    }
+    join_cv_.notify_all();  // a join() waiting for work must drain this stream too
 }
 
-void PoolCore::remove_stream(StreamHook* h) {
+bool PoolCore::remove_stream(StreamHook* h) noexcept {
     std::lock_guard lk(m_);
+    if (!h->hook_linked_) return false;
+    h->hook_linked_ = false;
     if (h->hook_prev_)
         h->hook_prev_->hook_next_ = h->hook_next_;
-    else if (streams_ == h)
+    else
         streams_ = h->hook_next_;
     if (h->hook_next_) h->hook_next_->hook_prev_ = h->hook_prev_;
     h->hook_next_ = h->hook_prev_ = nullptr;
+    return true;
+}
+
+bool PoolCore::undrained_stream_locked() const noexcept {
+    for (StreamHook* s = streams_; s; s = s->hook_next_)
+        if (!s->drained_for_join_) return true;
+    return false;
 }
 
 void PoolCore::join() {
@@ -492,18 +524,38 @@ void PoolCore::join() {
         throw DeadlockError("join() on the pool's callback thread would wait for itself");
     std::lock_guard jl(join_m_);
     if (joined()) return;
-    drain_streams();
-    {
+    for (;;) {
+        drain_streams();
         std::unique_lock lk(m_);
         joining_.store(true, std::memory_order_seq_cst);
-        join_cv_.wait(lk, [&] { return active_.load(std::memory_order_seq_cst) == 0; });
+        // A stream started from inside the pool meanwhile has unread input to drain too.
+        join_cv_.wait(lk, [&] {
+            return active_.load(std::memory_order_seq_cst) == 0 || undrained_stream_locked();
+        });
+        if (undrained_stream_locked()) continue;
         loop_closed_ = true;  // nothing runs, so nothing can post or submit any more
         stop_ = true;
+        break;
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     loop_->guard.reset();
     loop_->thread.join();
+    // Streams still linked (terminated, or stopped by shutdown(cancel_futures)): unlink them
+    // so their iterators never touch this pool again.
+    StreamHook* left = nullptr;
+    {
+        std::lock_guard lk(m_);
+        left = std::exchange(streams_, nullptr);
+        for (StreamHook* h = left; h; h = h->hook_next_) h->hook_linked_ = false;
+    }
+    while (left) {
+        StreamHook* next = left->hook_next_;
+        left->hook_next_ = left->hook_prev_ = nullptr;
+        left->on_detach();
+        left->hook_release();
+        left = next;
+    }
     joined_.store(true, std::memory_order_release);
 }
 
@@ -523,14 +575,14 @@ void PoolCore::drain_streams() {
             }
             if (!h) return;
             h->drained_for_join_ = true;
-            h->join_in_progress_ = true;
+            h->hook_add_ref();  // the stream may unlink itself (or be abandoned) meanwhile
         }
-        h->drain_for_join();
-        {
-            std::lock_guard lk(m_);
-            h->join_in_progress_ = false;
+        try {
+            h->drain_for_join();
+        } catch (...) {
+            // reading errors are kept by the stream for its iterator; nothing else throws
         }
-        join_cv_.notify_all();
+        h->hook_release();
     }
 }
 

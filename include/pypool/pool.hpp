@@ -5,14 +5,17 @@
 
 #include <cstddef>
 #include <exception>
+#include <initializer_list>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <pypool/detail/pool_core.hpp>
 #include <pypool/detail/task.hpp>
 #include <pypool/errors.hpp>
 #include <pypool/function.hpp>
+#include <pypool/map.hpp>
 #include <pypool/options.hpp>
 #include <pypool/result.hpp>
 
@@ -90,6 +93,132 @@ public:
     void shutdown(bool wait = true, bool cancel_futures = false) {
         core_.shutdown(wait, cancel_futures);
     }
+
+    // ==== bulk work: map, starmap, imap, imap_unordered (issue 3; include/pypool/map.hpp) ====
+    // Definitions in include/pypool/detail/map_state.hpp and detail/imap_stream.hpp.
+
+    /// Python's map: f applied to every element of items (read completely first), results in
+    /// input order; blocks (a worker of this pool runs queued tasks meanwhile). chunksize 0:
+    /// ceil(n / (4 * size())). Throws the exception of the lowest failing position (all items
+    /// still run), what reading items threw, or ValueError/RuntimeError if not accepting.
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, false, false, true>
+    std::vector<map_item_t<F, Range>> map(F&& f, Range&& items, std::size_t chunksize = 0) {
+        return detail::run_map<false, map_item_t<F, Range>>(core_, std::forward<F>(f),
+                                                           std::forward<Range>(items), chunksize);
+    }
+    /// map over a braced list: pool.map(f, {1, 2, 3}).
+    template <class F, class T>
+        requires detail::bulk_callable<F, std::initializer_list<T>&, false, false, true>
+    std::vector<map_item_t<F, std::initializer_list<T>&>> map(F&& f, std::initializer_list<T> items,
+                                                              std::size_t chunksize = 0) {
+        return detail::run_map<false, map_item_t<F, std::initializer_list<T>&>>(
+            core_, std::forward<F>(f), items, chunksize);
+    }
+    /// Python's map_async: as map, but returns a MapResult at once. options.callback gets the
+    /// whole vector (also an empty one) on the callback thread; the result is ready after
+    /// it returned. Throws what reading items threw, or ValueError/RuntimeError if not accepting.
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, false, false, false>
+    MapResult<detail::async_item_t<F, Range>> map_async(
+        F&& f, Range&& items, MapOptions<detail::async_item_t<F, Range>> options = {}) {
+        return detail::start_map<false, false>(core_, std::forward<F>(f),
+                                               std::forward<Range>(items), std::move(options));
+    }
+    /// map_async over a braced list (copied into the call).
+    template <class F, class T>
+        requires detail::bulk_callable<F, std::vector<T>, false, false, false>
+    MapResult<detail::async_item_t<F, std::vector<T>>> map_async(
+        F&& f, std::initializer_list<T> items,
+        MapOptions<detail::async_item_t<F, std::vector<T>>> options = {}) {
+        return detail::start_map<false, false>(core_, std::forward<F>(f), std::vector<T>(items),
+                                               std::move(options));
+    }
+    /// Python's starmap: std::apply(f, element) for every tuple-like element; as map.
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, true, false, true>
+    std::vector<starmap_item_t<F, Range>> starmap(F&& f, Range&& tuples,
+                                                  std::size_t chunksize = 0) {
+        return detail::run_map<true, starmap_item_t<F, Range>>(
+            core_, std::forward<F>(f), std::forward<Range>(tuples), chunksize);
+    }
+    /// Python's starmap_async: std::apply(f, element) for every element; as map_async.
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, true, false, false>
+    MapResult<detail::async_staritem_t<F, Range>> starmap_async(
+        F&& f, Range&& tuples, MapOptions<detail::async_staritem_t<F, Range>> options = {}) {
+        return detail::start_map<true, false>(core_, std::forward<F>(f),
+                                              std::forward<Range>(tuples), std::move(options));
+    }
+
+    /// Python's imap: a lazy iterator of f(element) in input order. The input is read as the
+    /// iterator is consumed (at most max_in_flight chunks ahead); a failing item throws at
+    /// its position and iteration goes on. chunksize 0: ValueError("Chunksize must be 1+,
+    /// not 0"); ValueError/RuntimeError if not accepting. An lvalue range must outlive the
+    /// iterator; an rvalue range is moved into it.
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, Range>> imap(F&& f, Range&& items,
+                                                     std::size_t chunksize = 1) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
+                                         IMapOptions{.chunksize = chunksize}, true);
+    }
+    /// imap with chunksize and max_in_flight (0: 4 * size()).
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, Range>> imap(F&& f, Range&& items, IMapOptions options) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
+                                         options, true);
+    }
+    /// imap over a braced list (copied into the iterator).
+    template <class F, class T>
+        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap(F&& f, std::initializer_list<T> items,
+                                                              std::size_t chunksize = 1) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
+                                         IMapOptions{.chunksize = chunksize}, true);
+    }
+    /// imap over a braced list with options.
+    template <class F, class T>
+        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap(F&& f, std::initializer_list<T> items,
+                                                              IMapOptions options) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
+                                         options, true);
+    }
+    /// Python's imap_unordered: as imap, but items come in completion order.
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, Range>> imap_unordered(F&& f, Range&& items,
+                                                               std::size_t chunksize = 1) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
+                                         IMapOptions{.chunksize = chunksize}, false);
+    }
+    /// imap_unordered with chunksize and max_in_flight (0: 4 * size()).
+    template <class F, class Range>
+        requires detail::bulk_callable<F, Range, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, Range>> imap_unordered(F&& f, Range&& items,
+                                                               IMapOptions options) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
+                                         options, false);
+    }
+    /// imap_unordered over a braced list (copied into the iterator).
+    template <class F, class T>
+        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap_unordered(
+        F&& f, std::initializer_list<T> items, std::size_t chunksize = 1) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
+                                         IMapOptions{.chunksize = chunksize}, false);
+    }
+    /// imap_unordered over a braced list with options.
+    template <class F, class T>
+        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+    IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap_unordered(
+        F&& f, std::initializer_list<T> items, IMapOptions options) {
+        return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
+                                         options, false);
+    }
+    // ==== end of bulk work ===================================================================
 
     // ---- lifecycle ---------------------------------------------------------------------------
 

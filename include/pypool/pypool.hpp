@@ -6,6 +6,7 @@
 #include <pypool/errors.hpp>
 #include <pypool/function.hpp>
 #include <pypool/futures.hpp>
+#include <pypool/map.hpp>
 #include <pypool/options.hpp>
 #include <pypool/pool.hpp>
 #include <pypool/result.hpp>

@@ -25,17 +25,27 @@ namespace pypool::detail {
 
 struct Loop;  // the Asio io_context and its thread (src/loop.cpp)
 
-/// Something that join()/terminate() must drive or stop: a live imap stream.
+/// Something that join()/terminate() must drive or stop: a live imap stream
+/// (include/pypool/detail/imap_stream.hpp). The pool holds a reference while it is linked.
+/// Lock order: a stream's own lock may be held while calling into the pool (remove_stream,
+/// submit_stream, notify_helpers), never the other way round.
 class StreamHook {
 public:
-    /// join(): read the rest of the input and submit it (runs on the joining thread).
+    /// join(): read the rest of the input and submit it (runs on the joining thread, the
+    /// pool's lock not held; the pool holds a reference meanwhile).
     virtual void drain_for_join() = 0;
-    /// terminate(): stop reading input; waiting consumers must wake.
+    /// terminate(): stop reading input. Called with the pool's lock held: must not lock.
     virtual void on_terminate() noexcept = 0;
+    /// join() finished (the stream was unlinked): never touch the pool again. Called
+    /// without the pool's lock; may wait for a read in progress.
+    virtual void on_detach() noexcept = 0;
+    /// Reference counting of the stream (the pool's reference while linked).
+    virtual void hook_add_ref() noexcept = 0;
+    virtual void hook_release() noexcept = 0;
     StreamHook* hook_next_ = nullptr;
     StreamHook* hook_prev_ = nullptr;
+    bool hook_linked_ = false;        // guarded by the pool's lock
     bool drained_for_join_ = false;   // guarded by the pool's lock
-    bool join_in_progress_ = false;   // guarded by the pool's lock
 
 protected:
     ~StreamHook() = default;
@@ -101,8 +111,14 @@ public:
     void shutdown(bool wait, bool cancel_futures);
     PoolState state() const noexcept { return state_.load(std::memory_order_acquire); }
     bool joined() const noexcept { return joined_.load(std::memory_order_acquire); }
+    /// Links a live imap stream (takes a reference to it); throws like submit() if the
+    /// pool does not accept work from the calling thread.
     void add_stream(StreamHook* h);
-    void remove_stream(StreamHook* h);
+    /// Unlinks h if linked; true if it was (the caller then drops the pool's reference).
+    bool remove_stream(StreamHook* h) noexcept;
+    /// A chunk of a live imap stream: accepted after close() from any thread (close() lets
+    /// iterators go on reading) until join() has finished, never after terminate().
+    void submit_stream(Job* job);
 
     // ---- thread identity ------------------------------------------------------------
     bool on_worker() const noexcept;
@@ -152,6 +168,8 @@ private:
     [[noreturn]] void throw_not_accepting() const;
     bool accepts_locked() const noexcept;
     void drain_streams();
+    bool undrained_stream_locked() const noexcept;
+    void enqueue_locked(Job* first, Job* last, std::size_t count) noexcept;
 
     PoolOptions options_;
     mutable std::mutex m_;

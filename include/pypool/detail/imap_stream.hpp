@@ -1,0 +1,577 @@
+#pragma once
+// Internal: the stream behind an IMapIterator (imap/imap_unordered).
+//
+// A stream is reference counted: the iterator holds one reference, each submitted chunk
+// one, and the pool one while the stream is registered (StreamHook). Its mutex guards the
+// delivery state; reading the input happens outside the mutex under the `reading_` flag,
+// so the input is never read by two threads at once (the consumer refilling, or join()
+// draining), while workers can still publish finished chunks.
+//
+// Delivery: chunks are linked in submission order (all_); imap delivers from its head,
+// imap_unordered from the FIFO of finished chunks (ready_). Each item has its own slot
+// (value or exception). When the last item of a chunk has been handed out, one more chunk
+// is read and submitted, so while input remains exactly max_in_flight chunks are
+// submitted but not consumed.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <pypool/detail/pool_core.hpp>
+#include <pypool/detail/state.hpp>
+#include <pypool/errors.hpp>
+#include <pypool/map.hpp>
+#include <pypool/options.hpp>
+
+namespace pypool::detail {
+
+/// One item's outcome inside a chunk: a value constructed in place, or an exception.
+template <class Item>
+struct ImapSlot {
+    alignas(Item) unsigned char buf[sizeof(Item)];
+    std::exception_ptr err;
+    bool has_value = false;
+    Item& value() noexcept { return *std::launder(reinterpret_cast<Item*>(buf)); }
+    void reset() noexcept {
+        if (has_value) {
+            value().~Item();
+            has_value = false;
+        }
+        err = nullptr;
+    }
+};
+
+template <class Item>
+class ImapStreamBase;
+
+/// A chunk of an imap: one Job, up to chunksize items. Reused once consumed.
+template <class Item>
+class ImapChunkBase : public Job {
+public:
+    explicit ImapChunkBase(ImapStreamBase<Item>* s, std::size_t capacity)
+        : stream_(s), slots_(new ImapSlot<Item>[capacity]) {}
+    virtual ~ImapChunkBase() { reset_slots(); }
+    ImapChunkBase(const ImapChunkBase&) = delete;
+    ImapChunkBase& operator=(const ImapChunkBase&) = delete;
+
+    /// Destroys undelivered values and clears the inputs.
+    void reset_slots() noexcept {
+        for (std::size_t i = pos_; i < count_; ++i) slots_[i].reset();
+        pos_ = count_ = 0;
+    }
+    virtual void clear_inputs() noexcept = 0;
+
+    ImapStreamBase<Item>* stream_;
+    std::atomic<std::uint8_t> status_{0};  // 0 queued, 1 running, 2 cancelled while queued
+    std::unique_ptr<ImapSlot<Item>[]> slots_;
+    std::size_t count_ = 0;  // items in the chunk (written by the reader before submission)
+    // Guarded by the stream's mutex:
+    std::size_t pos_ = 0;  // next item to deliver
+    bool done_ = false;    // ran (or was cancelled) and published
+    bool cancelled_ = false;
+    ImapChunkBase* prev_ = nullptr;  // all_ list (submission order)
+    ImapChunkBase* next_ = nullptr;
+    ImapChunkBase* ready_next_ = nullptr;  // ready_ FIFO (imap_unordered) or free list
+};
+
+/// The delivery side of a stream (depends only on Item); the input and the function live
+/// in the derived ImapStream.
+template <class Item>
+class ImapStreamBase : public StreamHook {
+    using Chunk = ImapChunkBase<Item>;
+
+public:
+    ImapStreamBase(PoolCore* pool, std::size_t chunksize, std::size_t max_in_flight,
+                   bool ordered) noexcept
+        : pool_(pool), chunksize_(chunksize), max_in_flight_(max_in_flight), ordered_(ordered) {}
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+    /// Registers with the pool (throws if it accepts no work) and submits the first chunks.
+    void start() {
+        registered_ = true;  // before the pool can see it (join() may drain it at once)
+        try {
+            pool_->add_stream(this);  // takes the pool's reference
+        } catch (...) {
+            registered_ = false;
+            throw;
+        }
+        std::unique_lock lk(m_);
+        owed_ = max_in_flight_;
+        refill(lk);
+    }
+
+    /// The consumer: the next item (nullopt at the end); see IMapIterator::next().
+    std::optional<Item> fetch(std::optional<Clock::time_point> deadline) {
+        std::unique_lock lk(m_);
+        for (;;) {
+            if (cur_ || pick()) {
+                ImapSlot<Item>& s = cur_->slots_[cur_->pos_++];
+                std::optional<Item> val;
+                std::exception_ptr err;
+                if (s.has_value) {
+                    try {
+                        val.emplace(std::move(s.value()));
+                    } catch (...) {
+                        err = std::current_exception();
+                    }
+                    s.value().~Item();
+                    s.has_value = false;
+                } else {
+                    err = std::move(s.err);
+                    s.err = nullptr;
+                }
+                if (cur_->pos_ == cur_->count_) {  // consumed: read and submit one more chunk
+                    Chunk* c = std::exchange(cur_, nullptr);
+                    unlink(c);
+                    recycle(c);
+                    ++owed_;
+                    refill(lk);
+                }
+                if (err) std::rethrow_exception(err);
+                return val;
+            }
+            if (!head_ && !reading_) {  // nothing in flight: the end (or its errors)
+                if (owed_ > 0 && can_read()) {
+                    refill(lk);
+                    continue;
+                }
+                if (input_error_) std::rethrow_exception(std::exchange(input_error_, nullptr));
+                if ((lost_ || !input_done_) && !cancel_delivered_) {
+                    cancel_delivered_ = true;
+                    throw CancelledError("imap: items were cancelled or left unread by terminate()");
+                }
+                return std::nullopt;
+            }
+            if (deadline && Clock::now() >= *deadline)
+                throw TimeoutError("no imap result arrived within the timeout");
+            wait(lk, deadline);
+        }
+    }
+
+    /// The iterator goes away: cancel queued chunks, wait for running ones and for a read
+    /// in progress, unregister. Then drops the iterator's reference.
+    void abandon() noexcept {
+        {
+            std::unique_lock lk(m_);
+            abandoned_ = true;
+            for (;;) {
+                bool running = false;
+                for (Chunk* c = head_; c; c = c->next_) {
+                    std::uint8_t e = 0;
+                    if (!c->status_.compare_exchange_strong(e, 2, std::memory_order_acq_rel) &&
+                        e == 1 && !c->done_)
+                        running = true;
+                }
+                if (!running && !reading_) break;
+                cv_.wait(lk);
+            }
+            unregister_locked();
+        }
+        release();
+    }
+
+    // ---- StreamHook ---------------------------------------------------------------------
+    void drain_for_join() override {
+        std::unique_lock lk(m_);
+        for (;;) {
+            cv_.wait(lk, [&] { return !reading_; });
+            if (!can_read()) return;
+            read_one(lk);
+        }
+    }
+    void on_terminate() noexcept override { terminated_.store(true, std::memory_order_release); }
+    void on_detach() noexcept override {
+        std::unique_lock lk(m_);
+        cv_.wait(lk, [&] { return !reading_; });
+        registered_ = false;  // the pool may go away: never touch it again
+        events_.fetch_add(1, std::memory_order_seq_cst);
+        cv_.notify_all();
+    }
+    void hook_add_ref() noexcept override { add_ref(); }
+    void hook_release() noexcept override { release(); }
+
+    /// A worker ran (ran = true) or skipped/discarded c: publish it. The chunk's reference
+    /// to the stream and its unit of work are released here.
+    void chunk_finished(Chunk* c, bool ran) noexcept {
+        PoolCore* pool = pool_;
+        {
+            std::lock_guard lk(m_);
+            c->done_ = true;
+            c->cancelled_ = !ran;
+            if (!ran && !abandoned_) stopped_ = true;  // terminate()/shutdown cancelled it
+            if (!ordered_) {
+                c->ready_next_ = nullptr;
+                if (rtail_)
+                    rtail_->ready_next_ = c;
+                else
+                    rhead_ = c;
+                rtail_ = c;
+            }
+            events_.fetch_add(1, std::memory_order_seq_cst);
+        }
+        cv_.notify_all();
+        if (helper_waiting_.load(std::memory_order_seq_cst)) pool->notify_helpers();
+        if (!ran) pool->note_cancelled();
+        pool->release_unit();
+        release();
+    }
+
+    StreamHook* hook() noexcept { return this; }
+
+protected:
+    virtual ~ImapStreamBase() {
+        free_list(head_, false);
+        for (Chunk* c = free_; c;) {
+            Chunk* n = c->ready_next_;
+            delete c;
+            c = n;
+        }
+    }
+    /// A new empty chunk able to hold chunksize_ items.
+    virtual Chunk* new_chunk() = 0;
+    /// Reads up to chunksize_ items into c (c->count_); true if the input is exhausted.
+    /// Throws what reading the input threw (c->count_ then holds the items read before).
+    virtual bool read_into(Chunk* c) = 0;
+
+    PoolCore* pool_;
+    const std::size_t chunksize_;
+    const std::size_t max_in_flight_;
+
+private:
+    static void free_list(Chunk* c, bool) noexcept {
+        while (c) {
+            Chunk* n = c->next_;
+            delete c;
+            c = n;
+        }
+    }
+    bool can_read() const noexcept {
+        return !reading_ && !input_done_ && !stopped_ && !abandoned_ && registered_ &&
+               !terminated_.load(std::memory_order_acquire);
+    }
+    // The next finished chunk to deliver (cancelled ones are dropped); true if cur_ set.
+    bool pick() noexcept {
+        for (;;) {
+            Chunk* c = nullptr;
+            if (ordered_) {
+                if (!head_ || !head_->done_) return false;
+                c = head_;
+            } else {
+                if (!rhead_) return false;
+                c = rhead_;
+                rhead_ = c->ready_next_;
+                if (!rhead_) rtail_ = nullptr;
+            }
+            if (c->cancelled_ || c->count_ == 0) {
+                if (c->cancelled_) lost_ = true;
+                unlink(c);
+                recycle(c);
+                continue;
+            }
+            cur_ = c;
+            return true;
+        }
+    }
+    void unlink(Chunk* c) noexcept {
+        if (c->prev_)
+            c->prev_->next_ = c->next_;
+        else
+            head_ = c->next_;
+        if (c->next_)
+            c->next_->prev_ = c->prev_;
+        else
+            tail_ = c->prev_;
+        c->prev_ = c->next_ = nullptr;
+    }
+    void recycle(Chunk* c) noexcept {
+        c->reset_slots();
+        c->clear_inputs();
+        c->done_ = c->cancelled_ = false;
+        c->status_.store(0, std::memory_order_relaxed);
+        c->ready_next_ = free_;
+        free_ = c;
+    }
+    void refill(std::unique_lock<std::mutex>& lk) {
+        while (owed_ > 0 && can_read()) {
+            --owed_;
+            read_one(lk);
+        }
+        if (terminated_.load(std::memory_order_acquire)) stopped_ = true;
+    }
+    // Reads one chunk outside the lock and submits it. Lock held on entry and exit.
+    void read_one(std::unique_lock<std::mutex>& lk) {
+        Chunk* c = nullptr;
+        try {
+            if (free_) {
+                c = free_;
+                free_ = c->ready_next_;
+                c->ready_next_ = nullptr;
+            } else {
+                c = new_chunk();
+            }
+        } catch (...) {
+            input_error_ = std::current_exception();
+            input_done_ = true;
+            unregister_locked();
+            return;
+        }
+        reading_ = true;
+        c->prev_ = tail_;
+        c->next_ = nullptr;
+        if (tail_)
+            tail_->next_ = c;
+        else
+            head_ = c;
+        tail_ = c;
+        lk.unlock();
+        std::exception_ptr err;
+        bool exhausted = false;
+        try {
+            exhausted = read_into(c);
+        } catch (...) {
+            err = std::current_exception();
+        }
+        bool submitted = false;
+        if (c->count_ > 0) {
+            add_ref();  // the chunk's
+            try {
+                pool_->submit_stream(c);
+                submitted = true;
+            } catch (...) {
+                refs_.fetch_sub(1, std::memory_order_relaxed);  // never the last one
+            }
+        }
+        lk.lock();
+        reading_ = false;
+        if (!submitted) {
+            if (c->count_ > 0) stopped_ = lost_ = true;  // rejected (terminate() came first)
+            unlink(c);
+            c->count_ = 0;
+            recycle(c);
+        }
+        if (err) {
+            input_error_ = err;
+            input_done_ = true;
+        } else if (exhausted) {
+            input_done_ = true;
+        }
+        if (input_done_) unregister_locked();
+        events_.fetch_add(1, std::memory_order_seq_cst);
+        cv_.notify_all();
+        // still alive: a join() detaching us waits for reading_ == false under m_
+        if (helper_waiting_.load(std::memory_order_seq_cst)) pool_->notify_helpers();
+    }
+    // Leaves the pool's list (lock held: while registered_ the pool is alive).
+    void unregister_locked() noexcept {
+        if (!registered_) return;
+        registered_ = false;
+        if (pool_->remove_stream(this)) refs_.fetch_sub(1, std::memory_order_relaxed);
+        // (never the last reference: the caller holds one)
+    }
+    struct HelpCtx {
+        const ImapStreamBase* s;
+        std::uint64_t seen;
+    };
+    static bool changed(const void* p) noexcept {
+        const auto* c = static_cast<const HelpCtx*>(p);
+        return c->s->events_.load(std::memory_order_seq_cst) != c->seen;
+    }
+    // Waits for a change (lock held on entry and exit). A worker of the pool runs queued
+    // jobs meanwhile, so waiting on a worker cannot starve the pool.
+    void wait(std::unique_lock<std::mutex>& lk, std::optional<Clock::time_point> deadline) {
+        if (PoolCore::current_worker_pool() == pool_) {
+            HelpCtx ctx{this, events_.load(std::memory_order_seq_cst)};
+            helper_waiting_.store(true, std::memory_order_seq_cst);
+            lk.unlock();
+            try {
+                pool_->help_while_not(&changed, &ctx, deadline);
+            } catch (...) {
+                lk.lock();
+                helper_waiting_.store(false, std::memory_order_relaxed);
+                throw;
+            }
+            lk.lock();
+            helper_waiting_.store(false, std::memory_order_relaxed);
+            return;
+        }
+        if (deadline)
+            cv_.wait_until(lk, *deadline);
+        else
+            cv_.wait(lk);
+    }
+
+    std::atomic<std::uint32_t> refs_{1};  // the iterator's
+    const bool ordered_;
+    std::mutex m_;
+    std::condition_variable cv_;
+    // Guarded by m_:
+    Chunk* head_ = nullptr;  // submitted, not consumed (submission order)
+    Chunk* tail_ = nullptr;
+    Chunk* rhead_ = nullptr;  // finished, not yet picked (imap_unordered)
+    Chunk* rtail_ = nullptr;
+    Chunk* free_ = nullptr;  // consumed chunks kept for reuse
+    Chunk* cur_ = nullptr;   // being delivered
+    std::size_t owed_ = 0;   // chunks to read and submit to get back to max_in_flight_
+    bool reading_ = false;
+    bool input_done_ = false;
+    bool stopped_ = false;   // no more input is read (a chunk was cancelled or rejected)
+    bool lost_ = false;      // items were cancelled
+    bool abandoned_ = false;
+    bool registered_ = false;
+    bool cancel_delivered_ = false;
+    std::exception_ptr input_error_;
+    std::atomic<bool> terminated_{false};
+    std::atomic<std::uint64_t> events_{0};
+    std::atomic<bool> helper_waiting_{false};
+};
+
+/// The stream of one imap/imap_unordered call: the function, the input and its chunks.
+template <class Item, class Fn, class Traits, bool Star>
+class ImapStream final : public ImapStreamBase<Item> {
+    using Base = ImapStreamBase<Item>;
+    using ChunkBase = ImapChunkBase<Item>;
+    using Stored = typename Traits::Stored;
+    using Iterated = typename Traits::Iterated;
+    using Holder = std::conditional_t<Traits::owned, typename Traits::Rng, Iterated*>;
+    using It = std::ranges::iterator_t<Iterated>;
+    using Sent = std::ranges::sentinel_t<Iterated>;
+
+    struct Chunk final : ChunkBase {
+        Chunk(ImapStream* s, std::size_t cap) : ChunkBase(s, cap) { inputs.reserve(cap); }
+        std::vector<Stored> inputs;
+
+        void clear_inputs() noexcept override { inputs.clear(); }
+        void run() noexcept override {
+            auto* s = static_cast<ImapStream*>(this->stream_);
+            std::uint8_t e = 0;
+            if (!this->status_.compare_exchange_strong(e, 1, std::memory_order_acq_rel)) {
+                s->chunk_finished(this, false);  // cancelled by the iterator's destruction
+                return;
+            }
+            PoolCore* pool = s->pool_;
+            pool->note_started();
+            bool ok = true;
+            for (std::size_t i = 0; i < this->count_; ++i) {
+                ImapSlot<Item>& slot = this->slots_[i];
+                try {
+                    if constexpr (std::is_same_v<Item, None> &&
+                                  std::is_void_v<decltype(call_item<Star>(
+                                      s->fn_, Traits::arg(inputs[i])))>) {
+                        call_item<Star>(s->fn_, Traits::arg(inputs[i]));
+                        ::new (static_cast<void*>(slot.buf)) None{};
+                    } else {
+                        ::new (static_cast<void*>(slot.buf))
+                            Item(call_item<Star>(s->fn_, Traits::arg(inputs[i])));
+                    }
+                    slot.has_value = true;
+                } catch (...) {
+                    slot.err = std::current_exception();
+                    ok = false;
+                }
+            }
+            inputs.clear();  // the pool keeps no reference to the arguments
+            pool->note_ran();
+            pool->note_outcome(ok);
+            s->chunk_finished(this, true);
+        }
+        void discard() noexcept override {
+            this->status_.store(2, std::memory_order_release);
+            this->stream_->chunk_finished(this, false);
+        }
+    };
+
+public:
+    template <class F, class R>
+    ImapStream(PoolCore* pool, F&& f, R&& r, std::size_t chunksize, std::size_t max_in_flight,
+               bool ordered)
+        : Base(pool, chunksize, max_in_flight, ordered),
+          fn_(std::forward<F>(f)),
+          range_(hold(std::forward<R>(r))) {}
+
+private:
+    template <class R>
+    static Holder hold(R&& r) {
+        if constexpr (Traits::owned)
+            return Holder(std::forward<R>(r));
+        else
+            return std::addressof(r);
+    }
+    Iterated& range() noexcept {
+        if constexpr (Traits::owned)
+            return range_;
+        else
+            return *range_;
+    }
+    ChunkBase* new_chunk() override { return new Chunk(this, this->chunksize_); }
+    bool read_into(ChunkBase* cb) override {
+        auto* c = static_cast<Chunk*>(cb);
+        c->count_ = 0;
+        if (!it_) {
+            it_.emplace(std::ranges::begin(range()));
+            end_.emplace(std::ranges::end(range()));
+        }
+        It& it = *it_;
+        while (c->count_ < this->chunksize_) {
+            if (it == *end_) return true;
+            c->inputs.push_back(Traits::store(it));
+            ++c->count_;
+            ++it;
+        }
+        return it == *end_;
+    }
+
+    Fn fn_;
+    Holder range_;
+    std::optional<It> it_;  // set by the first read (the range is at its final address)
+    std::optional<Sent> end_;
+};
+
+}  // namespace pypool::detail
+
+namespace pypool {
+
+template <class Item>
+std::optional<Item> IMapIterator<Item>::fetch(std::optional<detail::Clock::time_point> deadline) {
+    if (!s_) return std::nullopt;
+    return s_->fetch(deadline);
+}
+
+template <class Item>
+void IMapIterator<Item>::abandon() noexcept {
+    current_.reset();
+    if (auto* s = std::exchange(s_, nullptr)) s->abandon();
+}
+
+namespace detail {
+
+/// Starts an imap/imap_unordered/(star) stream of f over r.
+template <bool Star, class F, class R>
+auto start_imap(PoolCore& pool, F&& f, R&& r, IMapOptions o, bool ordered) {
+    using Traits = InputTraits<R, true, false>;
+    using Item = bulk_item_t<F, R, Star, true, false>;
+    if (o.chunksize == 0) throw ValueError("Chunksize must be 1+, not 0");
+    pool.check_accepting();
+    const std::size_t mif = o.max_in_flight != 0 ? o.max_in_flight : 4 * pool.size();
+    auto* s = new ImapStream<Item, std::decay_t<F>, Traits, Star>(
+        &pool, std::forward<F>(f), std::forward<R>(r), o.chunksize, mif, ordered);
+    IMapIterator<Item> it(s);  // destroys the stream if start() throws
+    s->start();
+    return it;
+}
+
+}  // namespace detail
+}  // namespace pypool
