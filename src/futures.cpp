@@ -14,7 +14,8 @@ namespace pypool::detail {
 MultiWait::MultiWait(std::vector<StateBase*> states)
     : states_(std::move(states)),
       nodes_(std::make_unique<Node[]>(states_.size())),
-      order_(std::make_unique<std::size_t[]>(states_.size())) {
+      order_(std::make_unique<std::size_t[]>(states_.size())),
+      recorded_(std::make_unique<bool[]>(states_.size())) {
     for (StateBase* s : states_) {
         if (s->is_ready()) continue;
         PoolCore* p = s->pool();  // unfinished: the pool is alive
@@ -32,6 +33,14 @@ MultiWait::MultiWait(std::vector<StateBase*> states)
 }
 
 MultiWait::~MultiWait() {
+    // A recorded node was unlinked before it was notified, and its notify has left m_ once
+    // we hold m_: skip those (their states may be gone). Unlink the others (states alive);
+    // remove_listener waits out a notify still on its way to m_.
+    {
+        std::lock_guard lk(m_);
+        for (std::size_t i = 0; i < states_.size(); ++i)
+            if (recorded_[i]) nodes_[i].registered = false;
+    }
     for (std::size_t i = 0; i < states_.size(); ++i)
         if (nodes_[i].registered) states_[i]->remove_listener(&nodes_[i]);
 }
@@ -45,6 +54,7 @@ void MultiWait::record(std::size_t index, bool wake) noexcept {
     std::lock_guard lk(m_);
     const std::size_t c = count_.load(std::memory_order_relaxed);
     order_[c] = index;
+    recorded_[index] = true;
     count_.store(c + 1, std::memory_order_release);
     if (!wake) return;
     // Still under m_: a helping waiter clears helping_ under m_ before it may return, so
@@ -55,11 +65,13 @@ void MultiWait::record(std::size_t index, bool wake) noexcept {
         cv_.notify_all();
 }
 
-void MultiWait::check_deadlock() const {
+void MultiWait::check_deadlock() {
     PoolCore* lp = PoolCore::current_loop_pool();
     if (!lp || std::find(pools_.begin(), pools_.end(), lp) == pools_.end()) return;
-    for (const StateBase* s : states_) {
-        if (s->is_ready() || s->pool() != lp) continue;
+    std::lock_guard lk(m_);  // recorded states may be gone (as_completed lets them go)
+    for (std::size_t i = 0; i < states_.size(); ++i) {
+        const StateBase* s = states_[i];
+        if (recorded_[i] || s->is_ready() || s->pool() != lp) continue;
         if ((s->word() & (flag_callback | flag_error_callback)) != 0) {
             throw DeadlockError(
                 "waiting on the pool's callback thread for a result that has a callback "

@@ -116,7 +116,8 @@ WaitResult<T> wait_impl(std::vector<AsyncResult<T>> rs, std::optional<Clock::tim
 }  // namespace detail
 
 /// The results of as_completed(): an input range yielding each distinct result once,
-/// those already done first (input order), then the others as they complete. Advancing
+/// those already done first (input order), then the others as they complete. A yielded
+/// handle is released when the iteration advances (copy it to keep it). Advancing
 /// blocks; it throws TimeoutError("N (of M) futures unfinished") once the deadline given
 /// to as_completed has passed with nothing left to yield, and DeadlockError on a pool's
 /// callback thread where it would have to block for a result needing that thread.
@@ -134,11 +135,12 @@ class AsCompleted {
             : results(std::move(rs)), mw(detail::states_of(results)), deadline(d) {}
 
         void advance() {
+            // Let go of the result yielded last (as CPython's as_completed does): only
+            // the caller's copies keep it alive now.
+            if (cur) *cur = AsyncResult<T>();
+            cur = nullptr;
             const std::size_t n = results.size();
-            if (yielded == n) {
-                cur = nullptr;
-                return;
-            }
+            if (yielded == n) return;
             if (mw.ready_count() == yielded && mw.wait_beyond(yielded, deadline) == yielded) {
                 throw TimeoutError(std::to_string(n - yielded) + " (of " + std::to_string(n) +
                                    ") futures unfinished");

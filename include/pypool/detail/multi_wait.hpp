@@ -18,13 +18,15 @@ namespace pypool::detail {
 class PoolCore;
 
 /// Records, in completion order, the indices of a fixed set of distinct states as they
-/// become ready. The caller keeps every state alive for the waiter's lifetime.
+/// become ready.
 class MultiWait {
 public:
     /// Registers on the unfinished states; the states ready already are recorded first,
-    /// in input order. Throws std::bad_alloc (then nothing stays registered).
+    /// in input order. Throws std::bad_alloc (then nothing stays registered). The caller
+    /// keeps each state alive until the waiter is destroyed or the state was recorded.
     explicit MultiWait(std::vector<StateBase*> states);
-    /// Unregisters from every state (waits out a notification in progress).
+    /// Unregisters from every state (waits out a notification in progress). The states
+    /// recorded as ready may already be gone: they are not touched.
     ~MultiWait();
     MultiWait(const MultiWait&) = delete;
     MultiWait& operator=(const MultiWait&) = delete;
@@ -50,11 +52,12 @@ private:
     };
     static void on_notify(CompletionListener* l) noexcept;
     void record(std::size_t index, bool wake) noexcept;
-    void check_deadlock() const;
+    void check_deadlock();
 
     std::vector<StateBase*> states_;
     std::unique_ptr<Node[]> nodes_;
     std::unique_ptr<std::size_t[]> order_;  // written under m_, published by count_
+    std::unique_ptr<bool[]> recorded_;      // by index, guarded by m_
     std::atomic<std::size_t> count_{0};
     std::vector<PoolCore*> pools_;  // distinct pools of the states unfinished at the start
     std::mutex m_;
