@@ -23,7 +23,7 @@ if log.exists():
         if not line.strip():
             continue
         t = json.loads(line)
-        name = t["name"].split(":")[-1].strip()
+        name = t["name"].split(":")[-1].split("/")[-1].strip()  # "pypool:unit / smoke"
         ok = t["result"] in ("OK", "EXPECTEDFAIL", "SKIP")
         report = reports.get("test_" + name) or reports.get(name)
         case_pass = case_fail = 0
