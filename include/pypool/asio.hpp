@@ -452,9 +452,12 @@ private:
             // also after terminate() (loop_executor itself would drop it).
             core->post_loop(Function<void()>([this] { deliver(); }));
         } else {
+            // Deliver may run (and free the job with its work_) before dispatch() returns:
+            // a second guard keeps the handler's context from finishing (and being
+            // destroyed) while dispatch() still touches it (Asio signals after unlocking).
+            Work keep(*work_);
             try {
-                auto ex = work_->get_executor();
-                boost::asio::dispatch(ex, Deliver(this));  // the job may be gone now
+                boost::asio::dispatch(keep.get_executor(), Deliver(this));  // the job may be gone now
             } catch (...) {
                 // The handler's executor refused it (e.g. a pool after join()): the
                 // handler is destroyed unrun with the job, as Asio does.
