@@ -262,27 +262,28 @@ public:
     /// the exception reading the input threw (at its position), or CancelledError once
     /// after terminate() cancelled or left unread some items.
     std::optional<Item> next() {
-        if (current_) {
-            std::optional<Item> r(std::move(current_));
-            current_.reset();
-            return r;
-        }
+        if (current_) return take_current();
         return fetch(std::nullopt);
     }
     /// As next(), but throws TimeoutError if nothing arrives within timeout (zero or
     /// negative only checks).
     template <class Rep, class Period>
     std::optional<Item> next(std::chrono::duration<Rep, Period> timeout) {
-        if (current_) {
-            std::optional<Item> r(std::move(current_));
-            current_.reset();
-            return r;
-        }
+        if (current_) return take_current();
         return fetch(detail::deadline_after(timeout));
     }
 
 private:
     std::optional<Item> fetch(std::optional<detail::Clock::time_point> deadline);
+    // Hands out the item begin()/operator++ fetched; it is gone afterwards even if moving
+    // it throws (then that exception is its outcome), so no item is delivered twice.
+    std::optional<Item> take_current() {
+        struct Clear {
+            std::optional<Item>& c;
+            ~Clear() { c.reset(); }
+        } clear{current_};
+        return std::optional<Item>(std::move(current_));
+    }
     void advance() {
         current_.reset();
         current_ = fetch(std::nullopt);
