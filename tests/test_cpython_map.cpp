@@ -167,7 +167,8 @@ BOOST_AUTO_TEST_CASE(test_imap_unordered_handle_iterable_exception, *utf::timeou
     auto it2 = pool.imap_unordered(sqr, ThrowingRange(1, -1), 1);
     BOOST_CHECK_THROW(it2.next(), SayWhenError);
 
-    for (auto [total, when, cs] : {std::tuple{10, 3, 1}, std::tuple{20, 7, 2}}) {
+    for (auto [total_b, when_b, cs_b] : {std::tuple{10, 3, 1}, std::tuple{20, 7, 2}}) {
+        const int total = total_b, when = when_b, cs = cs_b;  // lambdas capture these
         auto it3 = pool.imap_unordered(sqr, ThrowingRange(total, when), static_cast<std::size_t>(cs));
         auto expected = sqrs(total);
         auto consume = [&] {

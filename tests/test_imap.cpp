@@ -9,6 +9,8 @@
 #include <range/v3/range/conversion.hpp>
 
 #include <atomic>
+#include <cstdlib>
+#include <new>
 #include <chrono>
 #include <latch>
 #include <memory>
@@ -19,6 +21,21 @@
 #include <vector>
 
 #include "bulk_test_util.hpp"
+
+// Counts heap allocations (operator new) to show that results need none per item.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // malloc/free pairs below
+#endif
+namespace {
+std::atomic<long> g_allocs{0};
+}  // namespace
+void* operator new(std::size_t n) {
+    g_allocs.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace utf = boost::unit_test;
 using namespace std::chrono_literals;
@@ -390,4 +407,31 @@ BOOST_AUTO_TEST_CASE(imap_iterator_outlives_its_pool, *utf::timeout(60)) {
     int n = 0;
     BOOST_CHECK_THROW(while (endless->next()) ++n, pypool::CancelledError);
     BOOST_TEST(!endless->next());
+}
+
+BOOST_AUTO_TEST_CASE(imap_allocates_per_in_flight_chunk_not_per_item, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    const long before = g_allocs.load();
+    long n = 0;
+    for (int x : pool.imap(sqr, ranges::views::iota(0, 20000),
+                           pypool::IMapOptions{.chunksize = 2, .max_in_flight = 4}))
+        n += x >= 0;
+    BOOST_TEST(n == 20000);
+    BOOST_TEST(g_allocs.load() - before < 60);  // consumed chunks are reused
+}
+
+BOOST_AUTO_TEST_CASE(imap_consumer_and_join_never_read_the_input_at_once, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    auto stats = std::make_shared<bulk_test::ReadStats>();
+    auto it = pool.imap([](long x) { return x; }, bulk_test::InstrumentedRange(stats, 5000),
+                        pypool::IMapOptions{.chunksize = 1, .max_in_flight = 2});
+    pool.close();
+    std::thread joiner([&] { pool.join(); });  // reads the rest while we consume
+    long i = 0;
+    bool in_order = true;
+    while (auto x = it.next()) in_order = in_order && *x == i++;
+    joiner.join();
+    BOOST_TEST(in_order);
+    BOOST_TEST(i == 5000);
+    BOOST_TEST(!stats->overlap.load());
 }

@@ -7,6 +7,8 @@
 #include <range/v3/view/transform.hpp>
 
 #include <atomic>
+#include <cstdlib>
+#include <new>
 #include <latch>
 #include <memory>
 #include <numeric>
@@ -16,6 +18,21 @@
 #include <vector>
 
 #include "bulk_test_util.hpp"
+
+// Counts heap allocations (operator new) to show that results need none per item.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // malloc/free pairs below
+#endif
+namespace {
+std::atomic<long> g_allocs{0};
+}  // namespace
+void* operator new(std::size_t n) {
+    g_allocs.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace utf = boost::unit_test;
 using pypool::ThreadPool;
@@ -343,4 +360,18 @@ BOOST_AUTO_TEST_CASE(map_async_from_a_callback_after_close_is_accepted, *utf::ti
     r.get();
     pool.join();
     BOOST_TEST(inner.get() == (std::vector<int>{1, 4, 9}));
+}
+
+BOOST_AUTO_TEST_CASE(map_allocates_per_chunk_not_per_item, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    std::vector<int> in(10000, 3);
+    const long before = g_allocs.load();
+    auto out = pool.map(sqr, in, 1000);
+    const long used = g_allocs.load() - before;
+    BOOST_TEST(out.size() == 10000U);
+    BOOST_TEST(used < 50);  // state, chunk array, result buffer, final vector: not 10000
+    const long before2 = g_allocs.load();
+    auto r = pool.map_async(sqr, ranges::views::iota(0, 10000), {.chunksize = 100});
+    BOOST_TEST(r.get().size() == 10000U);
+    BOOST_TEST(g_allocs.load() - before2 < 50);
 }
