@@ -10,6 +10,7 @@
 #include <list>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <pypool/pypool.hpp>
@@ -340,4 +341,20 @@ BOOST_AUTO_TEST_CASE(many_concurrent_completions_are_all_seen, *utf::timeout(60)
         t.join();
         BOOST_TEST(r.done.size() == 100U);
     }
+}
+
+BOOST_AUTO_TEST_CASE(waits_on_map_results_and_as_completed_yields_them, *utf::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    std::vector<pypool::MapResult<int>> maps;
+    for (int k = 1; k <= 3; ++k)
+        maps.push_back(pool.map_async([k](int x) { return x * k; }, std::vector<int>{1, 2, 3}));
+    auto r = pypool::wait(maps);  // a range of MapResult: WaitResult<std::vector<int>>
+    static_assert(std::is_same_v<decltype(r), pypool::WaitResult<std::vector<int>>>);
+    BOOST_TEST(r.done.size() == 3U);
+    auto r2 = pypool::wait({maps[0], maps[1]}, pypool::ReturnWhen::FirstCompleted);
+    BOOST_TEST(r2.done.size() == 2U);
+    int total = 0;
+    for (auto& m : pypool::as_completed(maps))
+        for (int v : m.result()) total += v;
+    BOOST_TEST(total == 6 + 12 + 18);
 }
