@@ -37,25 +37,25 @@ public:
     /// Blocks until ready; returns the value or rethrows the task's exception
     /// (CancelledError if cancelled; ValueError if empty).
     const_ref get() const& {
-        state()->wait();
-        return deliver();
+        const State* s = state();
+        s->wait();
+        return deliver(s);
     }
     /// As get(), but throws TimeoutError if not ready within timeout.
     template <class Rep, class Period>
     const_ref get(std::chrono::duration<Rep, Period> timeout) const& {
-        wait_or_throw(timeout);
-        return deliver();
+        return deliver(wait_or_throw(timeout));
     }
     /// Blocks until ready and moves the value out of the shared state; throws as get().
     T get() && {
-        state()->wait();
-        return take();
+        State* s = state();
+        s->wait();
+        return take(s);
     }
     /// As get() &&, but throws TimeoutError if not ready within timeout.
     template <class Rep, class Period>
     T get(std::chrono::duration<Rep, Period> timeout) && {
-        wait_or_throw(timeout);
-        return take();
+        return take(wait_or_throw(timeout));
     }
     /// Same as get() (concurrent.futures vocabulary).
     const_ref result() const& { return get(); }
@@ -91,14 +91,14 @@ public:
     /// Blocks until ready; the task's exception, or nullptr if it succeeded. Throws
     /// CancelledError if the task was cancelled.
     std::exception_ptr exception() const {
-        state()->wait();
-        return exception_of_ready();
+        const State* s = state();
+        s->wait();
+        return exception_of_ready(s);
     }
     /// As exception(), but throws TimeoutError if not ready within timeout.
     template <class Rep, class Period>
     std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) const {
-        wait_or_throw(timeout);
-        return exception_of_ready();
+        return exception_of_ready(wait_or_throw(timeout));
     }
     /// Same as ready(). Never throws.
     bool done() const noexcept { return ready(); }
@@ -139,22 +139,21 @@ protected:
         return s_.get();
     }
     template <class Rep, class Period>
-    void wait_or_throw(std::chrono::duration<Rep, Period> timeout) const {
-        if (!state()->wait_until(detail::deadline_after(timeout)))
+    State* wait_or_throw(std::chrono::duration<Rep, Period> timeout) const {
+        State* s = state();  // non-null from here on (also for the compiler's flow analysis)
+        if (!s->wait_until(detail::deadline_after(timeout)))
             throw TimeoutError("result not ready within the timeout");
+        return s;
     }
-    std::exception_ptr exception_of_ready() const {
-        const State* s = s_.get();
+    static std::exception_ptr exception_of_ready(const State* s) {
         if (s->outcome() == detail::outcome_cancelled) std::rethrow_exception(s->error());
         return s->outcome() == detail::outcome_value ? nullptr : s->error();
     }
-    const_ref deliver() const {
-        const State* s = s_.get();
+    static const_ref deliver(const State* s) {
         if (s->outcome() != detail::outcome_value) std::rethrow_exception(s->error());
         if constexpr (!std::is_void_v<T>) return *s->value_;
     }
-    T take() {
-        State* s = s_.get();
+    static T take(State* s) {
         if (s->outcome() != detail::outcome_value) std::rethrow_exception(s->error());
         if constexpr (!std::is_void_v<T>) return std::move(*s->value_);
     }
