@@ -34,6 +34,7 @@ public:
 
     void run() noexcept override {
         if (!this->try_start()) {  // cancelled while queued
+            payload_.reset();      // the pool keeps no reference to the arguments
             this->release();
             return;
         }
@@ -54,6 +55,12 @@ public:
         payload_.reset();  // the pool keeps no reference to the arguments
         pool->note_ran();
         this->finish(outcome);
+        this->release();
+    }
+
+    void discard() noexcept override {  // terminate()/shutdown(cancel_futures): never started
+        payload_.reset();  // free the arguments before the result becomes ready
+        this->cancel();
         this->release();
     }
 
