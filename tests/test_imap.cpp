@@ -435,3 +435,21 @@ BOOST_AUTO_TEST_CASE(imap_consumer_and_join_never_read_the_input_at_once, *utf::
     BOOST_TEST(i == 5000);
     BOOST_TEST(!stats->overlap.load());
 }
+
+BOOST_AUTO_TEST_CASE(imap_shutdown_cancel_futures_yields_computed_then_cancelled_once,
+                     *utf::timeout(60)) {
+    ThreadPool pool(1);
+    std::latch started(1), gate(1);
+    auto it = pool.imap([&](int x) {
+        if (x == 1) { started.count_down(); gate.wait(); }
+        return x;
+    }, ranges::views::iota(0, 100), pypool::IMapOptions{.max_in_flight = 4});
+    started.wait();                 // item 1 runs; 2 and 3 are queued
+    pool.shutdown(false, true);     // cancels 2 and 3; the iterator stops reading
+    gate.count_down();
+    BOOST_TEST(*it.next() == 0);
+    BOOST_TEST(*it.next() == 1);
+    BOOST_CHECK_THROW(it.next(), pypool::CancelledError);
+    BOOST_TEST(!it.next());
+    pool.join();
+}

@@ -79,8 +79,8 @@ public:
     std::size_t pos_ = 0;  // next item to deliver
     bool done_ = false;    // ran (or was cancelled) and published
     bool cancelled_ = false;
-    ImapChunkBase* prev_ = nullptr;  // all_ list (submission order)
-    ImapChunkBase* next_ = nullptr;
+    ImapChunkBase* all_prev_ = nullptr;  // submitted, unconsumed chunks (submission order)
+    ImapChunkBase* all_next_ = nullptr;
     ImapChunkBase* ready_next_ = nullptr;  // ready_ FIFO (imap_unordered) or free list
 };
 
@@ -170,7 +170,7 @@ public:
             abandoned_ = true;
             for (;;) {
                 bool running = false;
-                for (Chunk* c = head_; c; c = c->next_) {
+                for (Chunk* c = head_; c; c = c->all_next_) {
                     std::uint8_t e = 0;
                     if (!c->status_.compare_exchange_strong(e, 2, std::memory_order_acq_rel) &&
                         e == 1 && !c->done_)
@@ -254,7 +254,7 @@ protected:
 private:
     static void free_list(Chunk* c, bool) noexcept {
         while (c) {
-            Chunk* n = c->next_;
+            Chunk* n = c->all_next_;
             delete c;
             c = n;
         }
@@ -287,15 +287,15 @@ private:
         }
     }
     void unlink(Chunk* c) noexcept {
-        if (c->prev_)
-            c->prev_->next_ = c->next_;
+        if (c->all_prev_)
+            c->all_prev_->all_next_ = c->all_next_;
         else
-            head_ = c->next_;
-        if (c->next_)
-            c->next_->prev_ = c->prev_;
+            head_ = c->all_next_;
+        if (c->all_next_)
+            c->all_next_->all_prev_ = c->all_prev_;
         else
-            tail_ = c->prev_;
-        c->prev_ = c->next_ = nullptr;
+            tail_ = c->all_prev_;
+        c->all_prev_ = c->all_next_ = nullptr;
     }
     void recycle(Chunk* c) noexcept {
         c->reset_slots();
@@ -330,10 +330,10 @@ private:
             return;
         }
         reading_ = true;
-        c->prev_ = tail_;
-        c->next_ = nullptr;
+        c->all_prev_ = tail_;
+        c->all_next_ = nullptr;
         if (tail_)
-            tail_->next_ = c;
+            tail_->all_next_ = c;
         else
             head_ = c;
         tail_ = c;
