@@ -108,7 +108,7 @@ void StateBase::discard() noexcept {
 void StateBase::make_ready() noexcept {
     PoolCore* pool = pool_;
     const std::uint32_t before = word_.load(std::memory_order_relaxed);
-    if ((before & outcome_mask) != outcome_cancelled)
+    if ((before & outcome_mask) != outcome_cancelled && (before & flag_uncounted) == 0)
         pool->note_outcome((before & outcome_mask) == outcome_value);
     const std::uint32_t old = word_.fetch_or(phase_ready, std::memory_order_acq_rel);
     if (old & flag_waiters) {

@@ -831,3 +831,21 @@ BOOST_AUTO_TEST_CASE(task_calling_close_on_its_own_pool_keeps_queued_work_and_jo
     BOOST_TEST(s.submitted == 13u);
     BOOST_TEST(s.completed == 13u);
 }
+
+// ==== stats: found by the bulk stress mix ========================================================
+
+BOOST_AUTO_TEST_CASE(map_of_an_empty_input_counts_no_task_in_the_stats, *boost::unit_test::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    BOOST_TEST(pool.map([](int i) { return i; }, std::vector<int>{}).empty());
+    std::promise<std::size_t> cb;
+    auto m = pool.map_async([](int i) { return i; }, std::vector<int>{},
+                            {.callback = [&](const std::vector<int>& v) { cb.set_value(v.size()); }});
+    BOOST_TEST(m.get().empty());
+    BOOST_TEST(cb.get_future().get() == 0u);
+    pool.close();
+    pool.join();
+    const auto s = pool.stats();
+    BOOST_TEST(s.submitted == 0u);
+    BOOST_TEST(s.completed == 0u);
+    BOOST_TEST(s.completed + s.failed + s.cancelled == s.submitted);
+}

@@ -97,6 +97,8 @@ public:
         if (nchunks_ == 0) {
             pool->acquire_unit();
             this->refs_.fetch_sub(1, std::memory_order_relaxed);  // no chunk reference
+            // no task was submitted, so the stats count no outcome for it either
+            this->word_.fetch_or(flag_uncounted, std::memory_order_relaxed);
             this->value_.emplace();
             this->finish(outcome_value);  // through the loop if a callback must see []
             return;

@@ -48,6 +48,7 @@ enum : std::uint32_t {
     flag_callback = 128,       // has a callback (readiness needs the loop on success)
     flag_error_callback = 256, // has an error_callback (readiness needs the loop on failure)
     flag_listeners = 512,      // completion listeners are linked (see CompletionListener)
+    flag_uncounted = 1024,     // not a task (an empty map): make_ready() counts no outcome
 };
 
 /// A node by which a multi-result waiter (pypool::wait, as_completed) hears that one state
