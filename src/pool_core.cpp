@@ -17,6 +17,7 @@ namespace pypool::detail {
 namespace {
 thread_local PoolCore* tls_worker_pool = nullptr;
 thread_local PoolCore* tls_loop_pool = nullptr;
+thread_local std::size_t tls_worker_index = 0;
 
 int resolve_processes(const PoolOptions& o) {
     if (o.processes) {
@@ -40,6 +41,8 @@ std::unordered_set<const PoolCore*>& registry() {
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     const int n = resolve_processes(options_);
     loop_ = std::make_unique<Loop>();
+    nshards_ = static_cast<std::size_t>(n) + 2;
+    shards_ = std::make_unique<Counters[]>(nshards_);
 
     // Start the workers; each runs the initializer and reports before taking tasks.
     std::mutex init_m;
@@ -61,6 +64,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
             workers_.emplace_back([this, i, &init_m, &init_cv, &reported, &init_error] {
                 set_thread_name(options_.thread_name_prefix, "-" + std::to_string(i));
                 tls_worker_pool = this;
+                tls_worker_index = static_cast<std::size_t>(i);
                 std::exception_ptr err;
                 if (options_.initializer) {
                     try {
@@ -166,14 +170,17 @@ void PoolCore::submit(Job* job) {
 
 void PoolCore::enqueue_locked(Job* first, Job* last, std::size_t count) noexcept {
     active_.fetch_add(count, std::memory_order_seq_cst);
-    submitted_.fetch_add(count, std::memory_order_relaxed);
-    queued_.fetch_add(count, std::memory_order_relaxed);
+    Counters& c = counters();
+    const auto n = static_cast<std::ptrdiff_t>(count);
+    c.submitted.fetch_add(n, std::memory_order_relaxed);
+    c.queued.fetch_add(n, std::memory_order_relaxed);
     last->next_ = nullptr;
     if (tail_)
         tail_->next_ = first;
     else
         head_ = first;
     tail_ = last;
+    has_jobs_.store(true, std::memory_order_relaxed);
 }
 
 void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
@@ -208,7 +215,10 @@ Job* PoolCore::try_pop_locked() noexcept {
     Job* j = head_;
     if (j) {
         head_ = j->next_;
-        if (!head_) tail_ = nullptr;
+        if (!head_) {
+            tail_ = nullptr;
+            has_jobs_.store(false, std::memory_order_relaxed);
+        }
         j->next_ = nullptr;
     }
     return j;
@@ -217,6 +227,7 @@ Job* PoolCore::try_pop_locked() noexcept {
 Job* PoolCore::detach_queue_locked() noexcept {
     Job* j = head_;
     head_ = tail_ = nullptr;
+    has_jobs_.store(false, std::memory_order_relaxed);
     return j;
 }
 
@@ -231,18 +242,42 @@ void PoolCore::discard_all(Job* j) noexcept {
 
 void PoolCore::run_job(Job* j) noexcept { j->run(); }
 
+// An idle worker first spins a few microseconds (a futex wake-up costs 10-20 us here),
+// yielding the core to runnable threads, then parks on cv_. Submitters notify only parked
+// workers, so a busy pool makes no system call per task.
+void PoolCore::spin_for_jobs() const noexcept {
+    for (int i = 0; i < 256; ++i) {
+        if (has_jobs_.load(std::memory_order_relaxed)) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    for (int i = 0; i < 16; ++i) {
+        if (has_jobs_.load(std::memory_order_relaxed)) return;
+        std::this_thread::yield();
+    }
+}
+
 void PoolCore::worker_main(std::size_t /*index*/) {
     for (;;) {
         Job* j = nullptr;
         {
             std::unique_lock lk(m_);
-            while (!head_ && !stop_) {
+            bool spun = false;
+            while (!(j = try_pop_locked())) {
+                if (stop_) return;  // stopping and nothing left
+                if (!spun) {
+                    lk.unlock();
+                    spin_for_jobs();
+                    lk.lock();
+                    spun = true;
+                    continue;
+                }
                 ++idle_;
                 cv_.wait(lk);
                 --idle_;
+                spun = false;
             }
-            j = try_pop_locked();
-            if (!j) return;  // stopping and nothing left
         }
         run_job(j);
     }
@@ -322,23 +357,23 @@ struct LoopHandler {
 }  // namespace
 
 void PoolCore::loop_handler_done() noexcept {
-    callbacks_pending_.fetch_sub(1, std::memory_order_relaxed);
+    counters().callbacks.fetch_sub(1, std::memory_order_relaxed);
     release_unit();
 }
 
 void PoolCore::post_callbacks(StateBase* s) noexcept {
     s->add_ref();
-    callbacks_pending_.fetch_add(1, std::memory_order_relaxed);
+    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
     boost::asio::post(loop_->ioc, [this, s] {
         s->run_callbacks();  // makes s ready; its unit is released there
-        callbacks_pending_.fetch_sub(1, std::memory_order_relaxed);
+        counters().callbacks.fetch_sub(1, std::memory_order_relaxed);
         s->release();
     });
 }
 
 void PoolCore::post_loop(Function<void()> fn) noexcept {
     active_.fetch_add(1, std::memory_order_seq_cst);
-    callbacks_pending_.fetch_add(1, std::memory_order_relaxed);
+    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
 }
 
@@ -346,7 +381,7 @@ bool PoolCore::try_post_loop(Function<void()>& fn) {
     std::lock_guard lk(m_);
     if (loop_closed_) return false;
     active_.fetch_add(1, std::memory_order_seq_cst);
-    callbacks_pending_.fetch_add(1, std::memory_order_relaxed);
+    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
     return true;
 }
@@ -359,8 +394,8 @@ void PoolCore::submit_executor_job(Job* job) {
         std::lock_guard lk(m_);
         if (loop_closed_) throw_not_accepting();  // join() has finished
         active_.fetch_add(1, std::memory_order_seq_cst);
-        submitted_.fetch_add(1, std::memory_order_relaxed);
-        queued_.fetch_add(1, std::memory_order_relaxed);
+        counters().submitted.fetch_add(1, std::memory_order_relaxed);
+        counters().queued.fetch_add(1, std::memory_order_relaxed);
         job->next_ = nullptr;
         if (state_.load(std::memory_order_relaxed) == PoolState::terminate) {
             discard = true;  // as Asio: handlers of a context that shut down never run
@@ -383,7 +418,7 @@ void PoolCore::submit_loop_job(Job* job) {
     std::lock_guard lk(m_);
     if (loop_closed_) throw_not_accepting();
     active_.fetch_add(1, std::memory_order_seq_cst);
-    callbacks_pending_.fetch_add(1, std::memory_order_relaxed);
+    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
     boost::asio::post(loop_->ioc, [this, job] {
         if (state() == PoolState::terminate)
             job->discard();
@@ -433,16 +468,28 @@ void PoolCore::release_unit() noexcept {
     if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1) join_cv_.notify_all();
 }
 
+PoolCore::Counters& PoolCore::counters() noexcept {
+    if (tls_worker_pool == this) return shards_[tls_worker_index];
+    if (tls_loop_pool == this) return shards_[nshards_ - 2];
+    return shards_[nshards_ - 1];
+}
+
 PoolStats PoolCore::stats() const noexcept {
-    PoolStats s;
-    s.submitted = submitted_.load(std::memory_order_relaxed);
-    s.completed = completed_.load(std::memory_order_relaxed);
-    s.failed = failed_.load(std::memory_order_relaxed);
-    s.cancelled = cancelled_.load(std::memory_order_relaxed);
-    s.queued = queued_.load(std::memory_order_relaxed);
-    s.running = running_.load(std::memory_order_relaxed);
-    s.callbacks_pending = callbacks_pending_.load(std::memory_order_relaxed);
-    return s;
+    std::ptrdiff_t v[7] = {};
+    for (std::size_t i = 0; i < nshards_; ++i) {
+        const Counters& c = shards_[i];
+        v[0] += c.submitted.load(std::memory_order_relaxed);
+        v[1] += c.completed.load(std::memory_order_relaxed);
+        v[2] += c.failed.load(std::memory_order_relaxed);
+        v[3] += c.cancelled.load(std::memory_order_relaxed);
+        v[4] += c.queued.load(std::memory_order_relaxed);
+        v[5] += c.running.load(std::memory_order_relaxed);
+        v[6] += c.callbacks.load(std::memory_order_relaxed);
+    }
+    // Shards are read one after another: while tasks move, a sum can be briefly off (never
+    // negative after clamping); at rest every counter is exact.
+    auto u = [](std::ptrdiff_t x) { return x < 0 ? std::size_t{0} : static_cast<std::size_t>(x); };
+    return PoolStats{u(v[0]), u(v[1]), u(v[2]), u(v[3]), u(v[4]), u(v[5]), u(v[6])};
 }
 
 // ---- lifecycle ----------------------------------------------------------------------------

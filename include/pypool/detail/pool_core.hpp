@@ -145,22 +145,28 @@ public:
     void release_unit() noexcept;
     /// A loop handler posted with post_loop()/try_post_loop() has finished.
     void loop_handler_done() noexcept;
+    // Counters live in per-thread shards (one cache line each: a worker's, the loop's, and
+    // one for every other thread), so a task's bookkeeping never bounces a shared line.
     void note_started() noexcept {
-        queued_.fetch_sub(1, std::memory_order_relaxed);
-        running_.fetch_add(1, std::memory_order_relaxed);
+        Counters& c = counters();
+        c.queued.fetch_sub(1, std::memory_order_relaxed);
+        c.running.fetch_add(1, std::memory_order_relaxed);
     }
-    void note_ran() noexcept { running_.fetch_sub(1, std::memory_order_relaxed); }
+    void note_ran() noexcept { counters().running.fetch_sub(1, std::memory_order_relaxed); }
     void note_cancelled() noexcept {
-        queued_.fetch_sub(1, std::memory_order_relaxed);
-        cancelled_.fetch_add(1, std::memory_order_relaxed);
+        Counters& c = counters();
+        c.queued.fetch_sub(1, std::memory_order_relaxed);
+        c.cancelled.fetch_add(1, std::memory_order_relaxed);
     }
     void note_outcome(bool ok) noexcept {
-        (ok ? completed_ : failed_).fetch_add(1, std::memory_order_relaxed);
+        Counters& c = counters();
+        (ok ? c.completed : c.failed).fetch_add(1, std::memory_order_relaxed);
     }
     PoolStats stats() const noexcept;
 
 private:
     void worker_main(std::size_t index);
+    void spin_for_jobs() const noexcept;
     void run_job(Job* j) noexcept;
     Job* try_pop_locked() noexcept;
     Job* detach_queue_locked() noexcept;
@@ -188,8 +194,15 @@ private:
     std::mutex join_m_;                   // serialises join()
     StreamHook* streams_ = nullptr;       // guarded by m_
 
-    std::atomic<std::size_t> submitted_{0}, completed_{0}, failed_{0}, cancelled_{0},
-        queued_{0}, running_{0}, callbacks_pending_{0};
+    struct alignas(64) Counters {  // signed: a shard may go below zero, only sums count
+        std::atomic<std::ptrdiff_t> submitted{0}, completed{0}, failed{0}, cancelled{0},
+            queued{0}, running{0}, callbacks{0};
+    };
+    /// The calling thread's shard of this pool's counters.
+    Counters& counters() noexcept;
+    std::unique_ptr<Counters[]> shards_;  // [0, n): workers, n: the loop, n + 1: other threads
+    std::size_t nshards_ = 0;
+    std::atomic<bool> has_jobs_{false};   // head_ != nullptr, readable without the lock
 
     std::vector<std::thread> workers_;
     std::unique_ptr<Loop> loop_;
