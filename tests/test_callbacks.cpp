@@ -144,10 +144,8 @@ BOOST_AUTO_TEST_CASE(callbacks_run_one_at_a_time, *utf::timeout(60)) {
 
 BOOST_AUTO_TEST_CASE(callbacks_run_in_completion_order, *utf::timeout(60)) {
     pypool::ThreadPool pool(3);
-    std::latch gate0(1), gate1(1), gate2(1), loop_gate(1);
+    std::latch gate0(1), gate1(1), gate2(1);
     std::vector<int> order;  // callbacks only
-    // A first task whose callback holds the loop, so later callbacks queue up behind it.
-    auto holder = pool.apply_async([] {}, std::tuple{}, {.callback = [&] { loop_gate.wait(); }});
     std::latch* gates[3] = {&gate0, &gate1, &gate2};
     std::vector<AsyncResult<int>> rs;
     for (int i = 0; i < 3; ++i) {
@@ -158,19 +156,50 @@ BOOST_AUTO_TEST_CASE(callbacks_run_in_completion_order, *utf::timeout(60)) {
             },
             std::tuple{}, {.callback = [&](const int& v) { order.push_back(v); }}));
     }
-    // Complete the tasks in the order 2, 0, 1, each after the previous one's callback was
-    // queued on the (held) loop.
-    spin_until([&] { return pool.stats().callbacks_pending == 1; });  // the holder's
+    // Complete them in the order 2, 0, 1.
     gate2.count_down();
-    spin_until([&] { return pool.stats().callbacks_pending == 2; });
+    rs[2].wait();
     gate0.count_down();
-    spin_until([&] { return pool.stats().callbacks_pending == 3; });
+    rs[0].wait();
     gate1.count_down();
-    spin_until([&] { return pool.stats().callbacks_pending == 4; });
-    loop_gate.count_down();
-    for (auto& r : rs) r.wait();
-    holder.wait();
+    rs[1].wait();
     BOOST_TEST(order == (std::vector<int>{2, 0, 1}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_queued_behind_a_busy_loop_keep_completion_order,
+                     *utf::timeout(60)) {
+    // Worker 1 is held by task X; worker 2 runs everything else one by one. A marker task
+    // without callbacks, run by worker 2 after a task, proves that task's callback was
+    // queued. The loop is held meanwhile, so the callbacks queue up.
+    pypool::ThreadPool pool(2);
+    std::latch loop_started(1), loop_release(1), x_started(1), x_release(1);
+    std::vector<std::string> order;  // callbacks only
+    auto record = [&](std::string name) {
+        return pypool::Callbacks<void>{.callback = [&order, name] { order.push_back(name); }};
+    };
+    auto holder = pool.apply_async([] {}, std::tuple{}, {.callback = [&] {
+                                       loop_started.count_down();
+                                       loop_release.wait();
+                                   }});
+    loop_started.wait();
+    auto x = pool.apply_async([&] {
+        x_started.count_down();
+        x_release.wait();
+    }, std::tuple{}, record("X"));
+    x_started.wait();
+    auto y = pool.apply_async([] {}, std::tuple{}, record("Y"));
+    pool.apply_async([] {}).get();  // marker: Y's callback is queued
+    auto z = pool.apply_async([] {}, std::tuple{}, record("Z"));
+    pool.apply_async([] {}).get();  // marker: Z's callback is queued
+    x_release.count_down();
+    spin_until([&] { return pool.stats().running == 0U; });
+    BOOST_TEST(!y.ready());  // all wait behind the held loop
+    loop_release.count_down();
+    x.wait();
+    y.wait();
+    z.wait();
+    holder.wait();
+    BOOST_TEST(order == (std::vector<std::string>{"Y", "Z", "X"}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(result_is_ready_only_after_its_callback_returned, *utf::timeout(60)) {

@@ -281,6 +281,62 @@ BOOST_AUTO_TEST_CASE(join_returns_only_after_every_callback_ran, *utf::timeout(6
     BOOST_TEST(done_callbacks == 200);
 }
 
+BOOST_AUTO_TEST_CASE(join_after_terminate_waits_for_every_error_callback, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Occupier busy(pool, 1);
+    int error_callbacks = 0;  // callbacks only; read after join()
+    for (int i = 0; i < 20; ++i) {
+        pool.apply_async([] {}, std::tuple{}, {.error_callback = [&](std::exception_ptr) {
+                                                   std::this_thread::sleep_for(1ms);  // lasts
+                                                   ++error_callbacks;
+                                               }});
+    }
+    pool.terminate();
+    busy.release();
+    pool.join();
+    BOOST_TEST(error_callbacks == 20);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_joins_all_return_after_the_work, *utf::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    std::latch release(1);
+    std::atomic<int> ran{0};
+    for (int i = 0; i < 10; ++i) {
+        pool.apply_async([&] {
+            release.wait();
+            ++ran;
+        });
+    }
+    pool.close();
+    std::atomic<int> seen_by_joiners{0};
+    std::vector<std::thread> joiners;
+    for (int i = 0; i < 3; ++i) {
+        joiners.emplace_back([&] {
+            pool.join();
+            seen_by_joiners += ran.load();
+        });
+    }
+    release.count_down();
+    pool.join();
+    for (auto& t : joiners) t.join();
+    BOOST_TEST(ran.load() == 10);
+    BOOST_TEST(seen_by_joiners.load() == 30);
+}
+
+BOOST_AUTO_TEST_CASE(terminate_while_another_thread_joins, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Occupier busy(pool, 1);
+    std::vector<AsyncResult<int>> queued;
+    for (int i = 0; i < 5; ++i) queued.push_back(pool.apply_async([i] { return i; }));
+    pool.close();
+    std::thread joiner([&] { pool.join(); });
+    pool.terminate();
+    for (auto& q : queued) BOOST_TEST(q.cancelled());
+    busy.release();
+    joiner.join();
+    pool.join();
+}
+
 BOOST_AUTO_TEST_CASE(join_from_a_worker_throws_deadlock_error, *utf::timeout(60)) {
     pypool::ThreadPool pool(1);
     std::latch checked(1), release(1);

@@ -503,6 +503,39 @@ BOOST_AUTO_TEST_CASE(cancel_of_a_queued_task_succeeds_and_get_throws_cancelled_e
     BOOST_TEST(!ran.load());
 }
 
+BOOST_AUTO_TEST_CASE(cancelled_task_with_error_callback_is_done_after_the_callback_returned,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Blocker b;
+    auto running = pool.apply_async(b.task());
+    std::latch callback_started(1), callback_release(1);
+    bool saw_cancelled_error = false;  // written by the error_callback, read after get()
+    auto queued = pool.apply_async([] { return 1; }, std::tuple{},
+                                   {.error_callback = [&](std::exception_ptr e) {
+                                       callback_started.count_down();
+                                       callback_release.wait();
+                                       try {
+                                           std::rethrow_exception(e);
+                                       } catch (const pypool::CancelledError&) {
+                                           saw_cancelled_error = true;
+                                       } catch (...) {
+                                       }
+                                   }});
+    b.started.wait();
+    BOOST_TEST(queued.cancel());
+    BOOST_TEST(queued.cancelled());  // at once
+    callback_started.wait();
+    BOOST_TEST(!queued.done());  // ... but done only after the error_callback
+    BOOST_TEST(!queued.ready());
+    BOOST_TEST(!queued.running());
+    BOOST_TEST(queued.cancel());
+    callback_release.count_down();
+    BOOST_CHECK_THROW((void)queued.get(), pypool::CancelledError);
+    BOOST_TEST(saw_cancelled_error);
+    BOOST_TEST(queued.done());
+    b.release.count_down();
+}
+
 BOOST_AUTO_TEST_CASE(cancel_of_a_running_task_fails, *utf::timeout(60)) {
     pypool::ThreadPool pool(1);
     Blocker b;
