@@ -153,11 +153,11 @@ public:
     /// Input iterator over an AsCompleted; operator++ blocks (see AsCompleted).
     class iterator {
     public:
-        using iterator_concept = std::input_iterator_tag;
-        using iterator_category = std::input_iterator_tag;
-        using value_type = AsyncResult<T>;
-        using difference_type = std::ptrdiff_t;
-        using reference = AsyncResult<T>&;
+        using iterator_concept = std::input_iterator_tag;   ///< single-pass
+        using iterator_category = std::input_iterator_tag;  ///< single-pass
+        using value_type = AsyncResult<T>;                  ///< the results yielded
+        using difference_type = std::ptrdiff_t;             ///< required by std::input_iterator
+        using reference = AsyncResult<T>&;                  ///< valid until the next ++
 
         /// A singular iterator.
         iterator() noexcept = default;

@@ -191,11 +191,11 @@ public:
     /// A single-pass iterator over the items; all copies refer to the same IMapIterator.
     class iterator {
     public:
-        using value_type = Item;
-        using reference = Item&;
-        using difference_type = std::ptrdiff_t;
-        using iterator_concept = std::input_iterator_tag;
-        using iterator_category = std::input_iterator_tag;
+        using value_type = Item;                            ///< the items yielded
+        using reference = Item&;                            ///< valid until the next ++
+        using difference_type = std::ptrdiff_t;             ///< required by std::input_iterator
+        using iterator_concept = std::input_iterator_tag;   ///< single-pass
+        using iterator_category = std::input_iterator_tag;  ///< single-pass
 
         /// A singular iterator.
         iterator() noexcept = default;

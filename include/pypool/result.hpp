@@ -134,10 +134,12 @@ public:
     State* state_ptr() const noexcept { return s_.get(); }
 
 protected:
+    /// The state; ValueError("AsyncResult has no state") if empty.
     State* state() const {
         if (!s_) throw ValueError("AsyncResult has no state");
         return s_.get();
     }
+    /// Waits up to timeout; TimeoutError if not ready by then; ValueError if empty.
     template <class Rep, class Period>
     State* wait_or_throw(std::chrono::duration<Rep, Period> timeout) const {
         State* s = state();  // non-null from here on (also for the compiler's flow analysis)
@@ -145,20 +147,23 @@ protected:
             throw TimeoutError("result not ready within the timeout");
         return s;
     }
+    /// The exception of a ready state (nullptr on success); rethrows CancelledError.
     static std::exception_ptr exception_of_ready(const State* s) {
         if (s->outcome() == detail::outcome_cancelled) std::rethrow_exception(s->error());
         return s->outcome() == detail::outcome_value ? nullptr : s->error();
     }
+    /// The value of a ready state, or rethrows its exception.
     static const_ref deliver(const State* s) {
         if (s->outcome() != detail::outcome_value) std::rethrow_exception(s->error());
         if constexpr (!std::is_void_v<T>) return *s->value_;
     }
+    /// Moves the value out of a ready state, or rethrows its exception.
     static T take(State* s) {
         if (s->outcome() != detail::outcome_value) std::rethrow_exception(s->error());
         if constexpr (!std::is_void_v<T>) return std::move(*s->value_);
     }
 
-    detail::StateRef<State> s_;
+    detail::StateRef<State> s_;  ///< the shared state (null for an empty handle)
 };
 
 /// concurrent.futures' name for the same handle.
@@ -170,6 +175,7 @@ using Future = AsyncResult<T>;
 /// Hashes an AsyncResult by the identity of its task.
 template <class T>
 struct std::hash<pypool::AsyncResult<T>> {
+    /// The hash of the task's identity. Never throws.
     std::size_t operator()(const pypool::AsyncResult<T>& r) const noexcept {
         return std::hash<const void*>{}(r.state_ptr());
     }
