@@ -2,10 +2,14 @@
 // Internal: the state of one map_async/starmap_async (and map/starmap, which wait on it).
 //
 // The input is read completely on the calling thread (as Python does), then split into
-// chunks, each one Job; all chunk jobs live in one array owned by the state. Results are
+// chunks, each one Job; all chunk jobs live in one array owned by the state. A contiguous
+// sized input whose elements the items may reference (an lvalue range of map/starmap, or a
+// container moved into the call) is not copied: chunks index it directly. Results go
+// straight into the final vector (pre-sized, assigned by the chunks) where Item is
+// nothrow default-constructible and nothrow move-assignable; otherwise they are
 // constructed in place in one uninitialised buffer and moved into the final vector once
 // every chunk finished. A failing item records its exception if its index is the lowest
-// so far; every other item still runs.
+// so far; every other item still runs. Progress (completed_) is counted per chunk.
 //
 // Units of work: each chunk takes one when submitted. Every chunk but the last one to
 // finish releases its own; the last one completes the state (make_ready releases that
@@ -39,7 +43,17 @@ template <class Item, class Fn, class Traits, bool Star>
 class MapState final : public MapStateBase<Item> {
     using Stored = typename Traits::Stored;
     using Kept = std::conditional_t<Traits::keep_range, typename Traits::Rng, char>;
-    static constexpr bool track_ok = !std::is_trivially_destructible_v<Item>;
+    using Iterated = typename Traits::Iterated;
+    // Index the input in place (no vector of pointers): its elements are referenced anyway
+    // and lie in one array, so a worker computes their address without calling user code.
+    static constexpr bool direct_in = Traits::by_pointer &&
+                                      std::ranges::contiguous_range<Iterated> &&
+                                      std::ranges::sized_range<Iterated>;
+    // Results assigned into the final vector (pre-sized), no buffer and no final copy.
+    static constexpr bool direct_out = std::is_nothrow_default_constructible_v<Item> &&
+                                       std::is_nothrow_move_assignable_v<Item> &&
+                                       std::is_nothrow_move_constructible_v<Item>;
+    static constexpr bool track_ok = !direct_out && !std::is_trivially_destructible_v<Item>;
     static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 
     struct Chunk final : Job {
@@ -69,7 +83,7 @@ public:
         } else {
             read(r);
         }
-        const std::size_t n = inputs_.size();
+        const std::size_t n = direct_in ? in_size_ : inputs_.size();
         this->total_ = n;
         if (n == 0) return;
         std::size_t cs = o.chunksize;
@@ -80,7 +94,10 @@ public:
         nchunks_ = n / cs + (n % cs != 0 ? 1 : 0);
         chunks_.reset(new Chunk[nchunks_]);
         if constexpr (track_ok) ok_.reset(new bool[n]());
-        out_ = std::allocator<Item>().allocate(n);  // last: nothing throws after it
+        if constexpr (direct_out)  // last: nothing throws after it
+            outv_.resize(n);
+        else
+            out_ = std::allocator<Item>().allocate(n);
         for (std::size_t c = 0; c < nchunks_; ++c) {
             chunks_[c].owner = this;
             chunks_[c].begin = c * cs;
@@ -136,6 +153,11 @@ private:
 
     template <class Rg>
     void read(Rg& rg) {
+        if constexpr (direct_in) {
+            in_data_ = std::ranges::data(rg);
+            in_size_ = static_cast<std::size_t>(std::ranges::size(rg));
+            return;
+        }
         if constexpr (std::ranges::sized_range<Rg>) inputs_.reserve(std::ranges::size(rg));
         auto it = std::ranges::begin(rg);
         auto end = std::ranges::end(rg);
@@ -165,24 +187,37 @@ private:
         bool ok = true;
         for (std::size_t i = c.begin; i < c.end; ++i) {
             try {
-                if constexpr (std::is_same_v<Item, None> &&
-                              std::is_void_v<decltype(call_item<Star>(
-                                  fn_, Traits::arg(inputs_[i])))>) {
-                    call_item<Star>(fn_, Traits::arg(inputs_[i]));
-                    ::new (static_cast<void*>(out_ + i)) None{};
-                } else {
-                    ::new (static_cast<void*>(out_ + i))
-                        Item(call_item<Star>(fn_, Traits::arg(inputs_[i])));
-                }
-                if constexpr (track_ok) ok_[i] = true;
+                run_item(i);
             } catch (...) {
                 ok = false;
                 record_failure(i, std::current_exception());
             }
-            this->completed_.fetch_add(1, std::memory_order_relaxed);
         }
+        this->completed_.fetch_add(c.end - c.begin, std::memory_order_relaxed);
         pool->note_ran();
         chunk_done(true, ok);
+    }
+
+    // Runs item i and stores its result; throws what the function (or storing) throws.
+    void run_item(std::size_t i) {
+        if constexpr (direct_in) {
+            Stored p = in_data_ + i;
+            run_item(i, p);
+        } else {
+            run_item(i, inputs_[i]);
+        }
+    }
+    void run_item(std::size_t i, Stored& in) {
+        if constexpr (std::is_same_v<Item, None> &&
+                      std::is_void_v<decltype(call_item<Star>(fn_, Traits::arg(in)))>) {
+            call_item<Star>(fn_, Traits::arg(in));
+            if constexpr (!direct_out) ::new (static_cast<void*>(out_ + i)) None{};
+        } else if constexpr (direct_out) {
+            outv_[i] = call_item<Star>(fn_, Traits::arg(in));
+        } else {
+            ::new (static_cast<void*>(out_ + i)) Item(call_item<Star>(fn_, Traits::arg(in)));
+            if constexpr (track_ok) ok_[i] = true;
+        }
     }
 
     void discard_chunk() noexcept {
@@ -220,6 +255,8 @@ private:
         } else if (fail_index_ != npos) {
             this->error_ = std::move(fail_error_);
             outcome = outcome_error;
+        } else if constexpr (direct_out) {
+            this->value_.emplace(std::move(outv_));
         } else {
             try {
                 this->value_.emplace();
@@ -240,7 +277,9 @@ private:
     }
 
     void destroy_outputs() noexcept {
-        if constexpr (!std::is_trivially_destructible_v<Item>) {
+        if constexpr (direct_out) {
+            std::vector<Item>().swap(outv_);
+        } else if constexpr (!std::is_trivially_destructible_v<Item>) {
             if (!out_) return;
             for (std::size_t i = 0; i < this->total_; ++i) {
                 if (all_ok_ || (ok_ && ok_[i])) std::destroy_at(out_ + i);
@@ -275,6 +314,9 @@ private:
     Function<void(std::exception_ptr)> error_callback_;
     std::optional<Kept> kept_;
     std::vector<Stored> inputs_;
+    std::conditional_t<direct_in, Stored, char*> in_data_ = nullptr;  // direct_in: the input
+    std::size_t in_size_ = 0;
+    std::vector<Item> outv_;  // direct_out: the results, moved into value_ at the end
     Item* out_ = nullptr;
     std::unique_ptr<bool[]> ok_;  // which outputs were constructed (non-trivial Item only)
     bool all_ok_ = false;
