@@ -130,7 +130,7 @@ template <class Item>
 class MapStateBase : public ResultState<std::vector<Item>> {
 public:
     using ResultState<std::vector<Item>>::ResultState;
-    std::atomic<std::size_t> completed_{0};  // items finished (also failed ones)
+    std::atomic<std::size_t> completed_{0};  // items of finished chunks (also failed ones)
     std::size_t total_ = 0;                  // items in the input
 
 protected:
@@ -162,7 +162,8 @@ public:
     explicit MapResult(detail::StateRef<detail::ResultState<std::vector<Item>>> s) noexcept
         : Base(std::move(s)) {}
 
-    /// Items finished so far, failed ones included (for progress bars). Never throws.
+    /// Items finished so far, failed ones included (for progress bars); advances as each
+    /// chunk finishes, by the chunk's item count. Never throws.
     std::size_t completed() const noexcept {
         const auto* s = map_state();
         return s ? s->completed_.load(std::memory_order_relaxed) : 0;
