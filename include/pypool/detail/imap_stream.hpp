@@ -23,6 +23,7 @@
 #include <new>
 #include <optional>
 #include <ranges>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -408,10 +409,31 @@ private:
             helper_waiting_.store(false, std::memory_order_relaxed);
             return;
         }
+        // Spin a few microseconds first (yielding the core to the workers): on a busy
+        // stream the next chunk usually finishes sooner than a futex sleep/wake-up costs.
+        // events_ only changes under m_, so checking it under m_ before parking loses no
+        // wake-up.
+        const std::uint64_t seen = events_.load(std::memory_order_relaxed);
+        lk.unlock();
+        spin_while_unchanged(seen);
+        lk.lock();
+        if (events_.load(std::memory_order_relaxed) != seen) return;
         if (deadline)
             cv_.wait_until(lk, *deadline);
         else
             cv_.wait(lk);
+    }
+    void spin_while_unchanged(std::uint64_t seen) const noexcept {
+        for (int i = 0; i < 128; ++i) {
+            if (events_.load(std::memory_order_acquire) != seen) return;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        for (int i = 0; i < 16; ++i) {
+            if (events_.load(std::memory_order_acquire) != seen) return;
+            std::this_thread::yield();
+        }
     }
 
     std::atomic<std::uint32_t> refs_{1};  // the iterator's
