@@ -285,6 +285,10 @@ void PoolCore::worker_main(std::size_t /*index*/) {
 
 bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> deadline) {
     auto* ms = const_cast<StateBase*>(s);
+    // Run the awaited task itself if it is still queued: fork-join recursion then nests
+    // only as deep as the program does (helping with the queue's oldest job instead nests
+    // one frame per queued task and overflowed the stack in recursive Fibonacci).
+    ms->run_inline();
     for (;;) {
         if (s->is_ready()) return true;
         Job* j = nullptr;

@@ -160,3 +160,38 @@ BOOST_AUTO_TEST_CASE(chain_of_pools_waiting_through_their_workers_completes, *ut
     });
     BOOST_TEST(r.get() == 3);
 }
+
+namespace {
+thread_local int fib_depth = 0;
+std::atomic<int> fib_max_depth{0};
+
+struct DepthFib {
+    pypool::ThreadPool* pool;
+    int operator()(int n) const {
+        ++fib_depth;
+        int m = fib_max_depth.load();
+        while (fib_depth > m && !fib_max_depth.compare_exchange_weak(m, fib_depth)) {
+        }
+        int r = n;
+        if (n >= 2) {
+            auto a = pool->apply_async(*this, std::tuple{n - 1});
+            auto b = pool->apply_async(*this, std::tuple{n - 2});
+            r = a.get() + b.get();
+        }
+        --fib_depth;
+        return r;
+    }
+};
+}  // namespace
+
+// A waiting worker runs the awaited task itself when it is still queued, so nesting follows
+// the program's recursion, not the queue's length (helping with the oldest queued job
+// nested once per queued task: about 4000 frames for Fibonacci(18), a stack overflow for
+// Fibonacci(25)).
+BOOST_AUTO_TEST_CASE(fork_join_recursion_nests_about_as_deep_as_the_program,
+                     *utf::timeout(300)) {
+    pypool::ThreadPool pool(2);
+    fib_max_depth = 0;
+    BOOST_TEST(pool.apply(DepthFib{&pool}, std::tuple{20}) == fib_plain(20));
+    BOOST_TEST(fib_max_depth.load() <= 4 * 20);
+}

@@ -109,6 +109,10 @@ public:
     /// Unlinks l if still linked. Once it returns, l->notify is not running and will not
     /// run: l may be destroyed.
     void remove_listener(CompletionListener* l) noexcept;
+    /// Runs this still-queued task on the calling worker of its pool (which waits for it);
+    /// false if it started or was cancelled already, or is no single task. The caller
+    /// holds a reference.
+    virtual bool run_inline() noexcept { return false; }
     /// Calls the callback/error_callback on the loop thread, then make_ready().
     virtual void run_callbacks() noexcept;
     /// Exception to deliver for outcome (stored error, or a CancelledError).

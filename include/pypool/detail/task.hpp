@@ -33,34 +33,26 @@ public:
           cbs_(std::move(cbs)) {}
 
     void run() noexcept override {
-        if (!this->try_start()) {  // cancelled while queued
-            payload_.reset();      // the pool keeps no reference to the arguments
+        if (!this->try_start()) {  // cancelled while queued, or run inline by a waiting worker
+            if (this->outcome() == outcome_cancelled)
+                payload_.reset();  // the pool keeps no reference to the arguments
             this->release();
             return;
         }
-        PoolCore* pool = this->pool_;
-        pool->note_started();
-        std::uint32_t outcome = outcome_value;
-        try {
-            auto& [fn, args] = *payload_;
-            if constexpr (std::is_void_v<R>) {
-                std::apply(std::move(fn), std::move(args));
-            } else {
-                this->value_.emplace(std::apply(std::move(fn), std::move(args)));
-            }
-        } catch (...) {
-            this->error_ = std::current_exception();
-            outcome = outcome_error;
-        }
-        payload_.reset();  // the pool keeps no reference to the arguments
-        pool->note_ran();
-        this->finish(outcome);
+        execute();
         this->release();
     }
 
-    void discard() noexcept override {  // terminate()/shutdown(cancel_futures): never started
-        payload_.reset();  // free the arguments before the result becomes ready
-        this->cancel();
+    /// A worker of the pool waits for this task while it is still queued: run it here
+    /// (the queue's node stays; its run() then finds the task started and only releases).
+    bool run_inline() noexcept override {
+        if (!this->try_start()) return false;
+        execute();
+        return true;
+    }
+
+    void discard() noexcept override {  // terminate()/shutdown(cancel_futures)
+        if (this->cancel()) payload_.reset();  // not started: nobody else touches payload_
         this->release();
     }
 
@@ -80,6 +72,26 @@ private:
                 error_callback(this->error_);
             }
         }
+    }
+
+    void execute() noexcept {
+        PoolCore* pool = this->pool_;
+        pool->note_started();
+        std::uint32_t outcome = outcome_value;
+        try {
+            auto& [fn, args] = *payload_;
+            if constexpr (std::is_void_v<R>) {
+                std::apply(std::move(fn), std::move(args));
+            } else {
+                this->value_.emplace(std::apply(std::move(fn), std::move(args)));
+            }
+        } catch (...) {
+            this->error_ = std::current_exception();
+            outcome = outcome_error;
+        }
+        payload_.reset();  // the pool keeps no reference to the arguments
+        pool->note_ran();
+        this->finish(outcome);
     }
 
     struct Payload {
