@@ -4,9 +4,11 @@
 PYPOOL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # The Debian 12 packages a build needs. cmake: Meson finds Debian's range-v3 only through
-# its CMake package. python3 comes with meson and counts the test cases.
+# its CMake package. dpkg-dev: Meson asks dpkg-architecture for Debian's multiarch libdir
+# (lib/x86_64-linux-gnu); without it Meson picks lib64, where Debian's CMake never looks for
+# an installed pypoolConfig.cmake. python3 comes with meson and counts the test cases.
 PYPOOL_PACKAGES=(meson ninja-build g++ cmake pkg-config libboost-dev libboost-test-dev
-                 librange-v3-dev)
+                 librange-v3-dev dpkg-dev)
 
 # ensure_packages [extra packages...]: apt-get install whatever is missing, non-interactively.
 ensure_packages() {
