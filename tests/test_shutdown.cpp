@@ -14,26 +14,14 @@
 
 #include <pypool/pypool.hpp>
 
+#include "test_gate.hpp"
+
 namespace utf = boost::unit_test;
 using namespace std::chrono_literals;
 using pypool::AsyncResult;
 
 namespace {
 
-// Holds tasks until opened; opens itself on destruction (declare it after the pool).
-class Gate {
-public:
-    ~Gate() { open(); }
-    void open() {
-        if (!opened_.exchange(true)) p_.set_value();
-    }
-    std::shared_future<void> future() const { return f_; }
-
-private:
-    std::promise<void> p_;
-    std::shared_future<void> f_ = p_.get_future().share();
-    std::atomic<bool> opened_{false};
-};
 
 template <class F>
 std::string error_of(F&& f) {

@@ -15,6 +15,8 @@
 
 #include <pypool/pypool.hpp>
 
+#include "test_gate.hpp"
+
 namespace utf = boost::unit_test;
 using namespace std::chrono_literals;
 using pypool::AsyncResult;
@@ -22,21 +24,6 @@ using pypool::ReturnWhen;
 
 namespace {
 
-// Holds tasks until opened; opens itself on destruction so no pool hangs in its join().
-// Declare it after the pool so that it is destroyed (opened) first.
-class Gate {
-public:
-    ~Gate() { open(); }
-    void open() {
-        if (!opened_.exchange(true)) p_.set_value();
-    }
-    std::shared_future<void> future() const { return f_; }
-
-private:
-    std::promise<void> p_;
-    std::shared_future<void> f_ = p_.get_future().share();
-    std::atomic<bool> opened_{false};
-};
 
 template <class T>
 bool contains(const std::vector<AsyncResult<T>>& v, const AsyncResult<T>& r) {
