@@ -8,6 +8,7 @@
 #include <string>
 
 #include <pypool/detail/pool_core.hpp>
+#include <pypool/detail/spin.hpp>
 #include <pypool/errors.hpp>
 
 #include "loop.hpp"
@@ -15,9 +16,17 @@
 
 namespace pypool::detail {
 namespace {
-thread_local PoolCore* tls_worker_pool = nullptr;
-thread_local PoolCore* tls_loop_pool = nullptr;
-thread_local std::size_t tls_worker_index = 0;
+// What the calling thread is to which pool. initial-exec: a plain %fs-relative access
+// instead of a __tls_get_addr call (it was 3% of a task's cost); libpypool is linked, not
+// dlopen()ed late, and glibc's static TLS reserve covers these 24 bytes even then.
+#if defined(__GNUC__)
+#define PYPOOL_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define PYPOOL_TLS_MODEL
+#endif
+PYPOOL_TLS_MODEL thread_local PoolCore* tls_worker_pool = nullptr;
+PYPOOL_TLS_MODEL thread_local PoolCore* tls_loop_pool = nullptr;
+PYPOOL_TLS_MODEL thread_local std::size_t tls_worker_index = 0;
 
 int resolve_processes(const PoolOptions& o) {
     if (o.processes) {
@@ -43,6 +52,8 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     loop_ = std::make_unique<Loop>();
     nshards_ = static_cast<std::size_t>(n) + 2;
     shards_ = std::make_unique<Counters[]>(nshards_);
+    nlocals_ = static_cast<std::size_t>(n);
+    locals_ = std::make_unique<LocalQueue[]>(nlocals_);
 
     // Start the workers; each runs the initializer and reports before taking tasks.
     std::mutex init_m;
@@ -157,10 +168,18 @@ void PoolCore::check_accepting() const {
     if (!accepts_locked()) throw_not_accepting();
 }
 
-void PoolCore::acquire_unit() {
+void PoolCore::acquire_unit() { take_units_or_throw(1); }
+
+void PoolCore::take_units_or_throw(std::size_t count) {
+    // Take the units first, then look at the state (both seq_cst): close() stores the state
+    // before join() reads active_, so either join() sees our units and waits for them, or
+    // we see that the pool stopped running and decide under m_.
+    active_.fetch_add(count, std::memory_order_seq_cst);
+    if (state_.load(std::memory_order_seq_cst) == PoolState::run) return;
     std::lock_guard lk(m_);
-    if (!accepts_locked()) throw_not_accepting();
-    active_.fetch_add(1, std::memory_order_seq_cst);
+    if (accepts_locked()) return;
+    if (active_.fetch_sub(count, std::memory_order_seq_cst) == count) join_cv_.notify_all();
+    throw_not_accepting();
 }
 
 void PoolCore::submit(Job* job) {
@@ -168,67 +187,200 @@ void PoolCore::submit(Job* job) {
     submit_batch(job, job, 1);
 }
 
-void PoolCore::enqueue_locked(Job* first, Job* last, std::size_t count) noexcept {
-    active_.fetch_add(count, std::memory_order_seq_cst);
+void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
     Counters& c = counters();
     const auto n = static_cast<std::ptrdiff_t>(count);
     c.submitted.fetch_add(n, std::memory_order_relaxed);
     c.queued.fetch_add(n, std::memory_order_relaxed);
-    last->next_ = nullptr;
-    if (tail_)
-        tail_->next_ = first;
-    else
-        head_ = first;
-    tail_ = last;
-    has_jobs_.store(true, std::memory_order_relaxed);
+    if (tls_worker_pool == this) first = push_local(tls_worker_index, first);
+    if (first) push(first, last);
+    wake_for_jobs(count);
 }
 
 void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
-    bool wake = false;
-    {
-        std::lock_guard lk(m_);
-        if (!accepts_locked()) throw_not_accepting();
-        enqueue_locked(first, last, count);
-        wake = idle_ > 0;
-    }
-    if (wake) {
-        if (count == 1)
-            cv_.notify_one();
-        else
-            cv_.notify_all();
-    }
+    take_units_or_throw(count);
+    enqueue(first, last, count);
 }
 
 void PoolCore::submit_stream(Job* job) {
-    bool wake = false;
-    {
+    active_.fetch_add(1, std::memory_order_seq_cst);  // as take_units_or_throw
+    if (state_.load(std::memory_order_seq_cst) != PoolState::run) {
         std::lock_guard lk(m_);
-        if (state_.load(std::memory_order_relaxed) == PoolState::terminate || loop_closed_)
+        if (state_.load(std::memory_order_relaxed) == PoolState::terminate || loop_closed_) {
+            if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1) join_cv_.notify_all();
             throw_not_accepting();
-        enqueue_locked(job, job, 1);
-        wake = idle_ > 0;
-    }
-    if (wake) cv_.notify_one();
-}
-
-Job* PoolCore::try_pop_locked() noexcept {
-    Job* j = head_;
-    if (j) {
-        head_ = j->next_;
-        if (!head_) {
-            tail_ = nullptr;
-            has_jobs_.store(false, std::memory_order_relaxed);
         }
-        j->next_ = nullptr;
     }
+    job->next_ = nullptr;
+    enqueue(job, job, 1);
+}
+
+// ---- the queue ----------------------------------------------------------------------------
+// Vyukov's intrusive MPSC queue: a producer swaps itself in as the tail, then links the old
+// tail to its first node; consumers take turns under pop_m_. Between a producer's exchange
+// and its link the queue looks shorter than it is (pop() may miss the new nodes): waiters
+// treat that state as "not empty" (queue_empty() is false) and retry instead of parking,
+// and the producer wakes parked threads only after linking.
+namespace {
+std::atomic_ref<Job*> link_of(Job* j) noexcept { return std::atomic_ref<Job*>(j->next_); }
+}  // namespace
+
+void PoolCore::push(Job* first, Job* last) noexcept {
+    last->next_ = nullptr;
+    Job* prev = qtail_.exchange(last, std::memory_order_seq_cst);
+    link_of(prev).store(first, std::memory_order_release);
+}
+
+Job* PoolCore::pop() noexcept {
+    if (!maybe_jobs()) return nullptr;
+    std::lock_guard lk(pop_m_);
+    return pop_locked();
+}
+
+Job* PoolCore::pop_locked() noexcept {
+    Job* head = qhead_.load(std::memory_order_relaxed);
+    Job* next = link_of(head).load(std::memory_order_acquire);
+    if (head == &stub_) {
+        if (!next) return nullptr;  // empty (or a producer has not linked yet)
+        qhead_.store(next, std::memory_order_relaxed);
+        head = next;
+        next = link_of(next).load(std::memory_order_acquire);
+    }
+    if (!next) {
+        // head is the last node: put the stub behind it so that head can leave.
+        if (qtail_.load(std::memory_order_acquire) != head) return nullptr;  // a producer links
+        push(&stub_, &stub_);
+        next = link_of(head).load(std::memory_order_acquire);
+        if (!next) return nullptr;  // a producer swapped in after head and links soon
+    }
+    qhead_.store(next, std::memory_order_relaxed);
+    head->next_ = nullptr;
+    return head;
+}
+
+bool PoolCore::queue_empty() noexcept {
+    for (std::size_t i = 0; i < nlocals_; ++i)
+        if (locals_[i].size.load(std::memory_order_seq_cst) != 0) return false;
+    std::lock_guard lk(pop_m_);
+    return qhead_.load(std::memory_order_relaxed) == &stub_ &&
+           link_of(&stub_).load(std::memory_order_acquire) == nullptr &&
+           qtail_.load(std::memory_order_seq_cst) == &stub_;
+}
+
+bool PoolCore::maybe_jobs() const noexcept {
+    if (qtail_.load(std::memory_order_acquire) != &stub_ ||
+        qhead_.load(std::memory_order_relaxed) != &stub_)
+        return true;
+    for (std::size_t i = 0; i < nlocals_; ++i)
+        if (locals_[i].size.load(std::memory_order_relaxed) != 0) return true;
+    return false;
+}
+
+// ---- the workers' own queues ----------------------------------------------------------------
+void PoolCore::LocalQueue::lock() noexcept {
+    int spins = 0;
+    while (locked.exchange(true, std::memory_order_acquire)) {
+        while (locked.load(std::memory_order_relaxed)) {
+            if (++spins < 64)
+                cpu_relax();
+            else
+                std::this_thread::yield();  // the holder was preempted
+        }
+    }
+}
+
+Job* PoolCore::LocalQueue::pop_back() noexcept {
+    if (size.load(std::memory_order_relaxed) == 0) return nullptr;
+    lock();
+    Job* j = nullptr;
+    if (back != front) {
+        j = ring[--back % capacity];
+        size.store(back - front, std::memory_order_relaxed);
+    }
+    unlock();
     return j;
 }
 
-Job* PoolCore::detach_queue_locked() noexcept {
-    Job* j = head_;
-    head_ = tail_ = nullptr;
-    has_jobs_.store(false, std::memory_order_relaxed);
+Job* PoolCore::LocalQueue::pop_front() noexcept {
+    if (size.load(std::memory_order_relaxed) == 0) return nullptr;
+    lock();
+    Job* j = nullptr;
+    if (back != front) {
+        j = ring[front++ % capacity];
+        size.store(back - front, std::memory_order_relaxed);
+    }
+    unlock();
     return j;
+}
+
+Job* PoolCore::push_local(std::size_t self, Job* first) noexcept {
+    LocalQueue& q = locals_[self];
+    q.lock();
+    while (first && q.back - q.front < LocalQueue::capacity) {
+        Job* next = first->next_;
+        first->next_ = nullptr;
+        q.ring[q.back++ % LocalQueue::capacity] = first;
+        first = next;
+    }
+    // seq_cst: pairs with a parking thread's queue_empty() (see wake_for_jobs)
+    q.size.store(q.back - q.front, std::memory_order_seq_cst);
+    q.unlock();
+    return first;
+}
+
+Job* PoolCore::next_job(std::size_t self) noexcept {
+    LocalQueue& own = locals_[self];
+    Job* j = nullptr;
+    if ((++own.tick & 31U) != 0) {
+        if ((j = locals_[self].pop_back()) || (j = pop())) return j;
+    } else {
+        if ((j = pop()) || (j = locals_[self].pop_back())) return j;
+    }
+    for (std::size_t i = 1; i < nlocals_; ++i) {
+        if ((j = locals_[(self + i) % nlocals_].pop_front())) return j;
+    }
+    return nullptr;
+}
+
+Job* PoolCore::detach_queue() noexcept {
+    // Pops everything linked now; nodes a racing producer links later are found by a
+    // worker, which discards them once the pool terminated (see worker_main).
+    Job* first = nullptr;
+    Job* last = nullptr;
+    auto append = [&](Job* j) {
+        j->next_ = nullptr;
+        if (last)
+            last->next_ = j;
+        else
+            first = j;
+        last = j;
+    };
+    {
+        std::lock_guard lk(pop_m_);
+        while (Job* j = pop_locked()) append(j);
+    }
+    for (std::size_t i = 0; i < nlocals_; ++i) {
+        while (Job* j = locals_[i].pop_front()) append(j);
+    }
+    return first;
+}
+
+void PoolCore::wake_for_jobs(std::size_t count) noexcept {
+    // seq_cst loads after push()'s seq_cst exchange pair with the parking thread's
+    // increment and queue_empty() (Dekker): one of the two sees the other.
+    if (idle_.load(std::memory_order_seq_cst) == 0 &&
+        helpers_.load(std::memory_order_seq_cst) == 0)
+        return;
+    bool idle_workers = false;
+    {
+        std::lock_guard lk(m_);  // the parked thread checked under m_: it waits by now
+        idle_workers = idle_.load(std::memory_order_relaxed) > 0;
+    }
+    std::condition_variable& cv = idle_workers ? cv_ : helper_cv_;
+    if (count == 1)
+        cv.notify_one();
+    else
+        cv.notify_all();
 }
 
 void PoolCore::discard_all(Job* j) noexcept {
@@ -240,47 +392,47 @@ void PoolCore::discard_all(Job* j) noexcept {
     }
 }
 
-void PoolCore::run_job(Job* j) noexcept { j->run(); }
-
-// An idle worker first spins a few microseconds (a futex wake-up costs 10-20 us here),
-// yielding the core to runnable threads, then parks on cv_. Submitters notify only parked
-// workers, so a busy pool makes no system call per task.
-void PoolCore::spin_for_jobs() const noexcept {
-    for (int i = 0; i < 256; ++i) {
-        if (has_jobs_.load(std::memory_order_relaxed)) return;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-    for (int i = 0; i < 16; ++i) {
-        if (has_jobs_.load(std::memory_order_relaxed)) return;
-        std::this_thread::yield();
-    }
+void PoolCore::run_job(Job* j) noexcept {
+    if (state_.load(std::memory_order_acquire) == PoolState::terminate)
+        j->discard();  // linked after terminate() emptied the queue: it never runs
+    else
+        j->run();
 }
 
+// An idle worker first spins a few microseconds (a futex wake-up costs 10-20 us here),
+// yielding the core to runnable threads, then parks on cv_. Producers notify only when a
+// thread is parked, so a busy pool makes no system call per task.
 void PoolCore::worker_main(std::size_t /*index*/) {
     for (;;) {
-        Job* j = nullptr;
-        {
-            std::unique_lock lk(m_);
-            bool spun = false;
-            while (!(j = try_pop_locked())) {
-                if (stop_) return;  // stopping and nothing left
-                if (!spun) {
-                    lk.unlock();
-                    spin_for_jobs();
-                    lk.lock();
-                    spun = true;
-                    continue;
-                }
-                ++idle_;
-                cv_.wait(lk);
-                --idle_;
-                spun = false;
-            }
+        if (Job* j = next_job(tls_worker_index)) {
+            run_job(j);
+            continue;
         }
-        run_job(j);
+        if (maybe_jobs()) {  // a producer is between its exchange and its link
+            std::this_thread::yield();
+            continue;
+        }
+        if (spin_until([this] { return maybe_jobs(); })) continue;
+        std::unique_lock lk(m_);
+        if (stop_) return;  // join(): nothing is accepted or queued any more
+        idle_.fetch_add(1, std::memory_order_seq_cst);
+        if (queue_empty()) cv_.wait(lk);
+        idle_.fetch_sub(1, std::memory_order_relaxed);
     }
+}
+template <class Ready>
+bool PoolCore::park_helper(std::unique_lock<std::mutex>& lk, Ready&& ready,
+                           const std::optional<Clock::time_point>& deadline) {
+    helpers_.fetch_add(1, std::memory_order_seq_cst);
+    bool timed_out = false;
+    if (!ready() && queue_empty()) {
+        if (deadline)
+            timed_out = helper_cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
+        else
+            helper_cv_.wait(lk);
+    }
+    helpers_.fetch_sub(1, std::memory_order_relaxed);
+    return !timed_out;
 }
 
 bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> deadline) {
@@ -291,25 +443,25 @@ bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> d
     ms->run_inline();
     for (;;) {
         if (s->is_ready()) return true;
-        Job* j = nullptr;
-        {
-            std::unique_lock lk(m_);
-            j = try_pop_locked();
-            if (!j) {
-                ms->word_.fetch_or(flag_helpers, std::memory_order_acq_rel);
-                if (s->is_ready()) return true;
-                ++idle_;
-                bool timed_out = false;
-                if (deadline)
-                    timed_out = cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
-                else
-                    cv_.wait(lk);
-                --idle_;
-                if (timed_out) return s->is_ready();
-                continue;
-            }
+        if (Job* j = next_job(tls_worker_index)) {
+            run_job(j);  // run queued work while we wait: no deadlock when all workers wait
+            continue;
         }
-        run_job(j);  // run queued work while we wait: no deadlock when all workers wait
+        if (maybe_jobs()) {  // a producer is between its exchange and its link
+            std::this_thread::yield();
+            continue;
+        }
+        if (spin_until([&] { return s->is_ready() || maybe_jobs(); })) continue;
+        std::unique_lock lk(m_);
+        // The flag and make_ready()'s phase change are RMWs of one word: either it sees
+        // the flag (and notifies under m_, after we wait) or we see it ready.
+        ms->word_.fetch_or(flag_helpers, std::memory_order_acq_rel);
+        const bool woke = park_helper(lk, [s] { return s->is_ready(); }, deadline);
+        lk.unlock();
+        if (!woke) return s->is_ready();
+        // Woken for a new job but leaving: pass the wake-up on so the job is not left
+        // waiting until this worker is back in its loop.
+        if (s->is_ready() && maybe_jobs()) wake_for_jobs(1);
     }
 }
 
@@ -317,30 +469,27 @@ bool PoolCore::help_while_not(bool (*done)(const void*) noexcept, const void* ct
                               std::optional<Clock::time_point> deadline) {
     for (;;) {
         if (done(ctx)) return true;
-        Job* j = nullptr;
-        {
-            std::unique_lock lk(m_);
-            j = try_pop_locked();
-            if (!j) {
-                if (done(ctx)) return true;  // under m_: a notify_helpers() after this wakes us
-                ++idle_;
-                bool timed_out = false;
-                if (deadline)
-                    timed_out = cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
-                else
-                    cv_.wait(lk);
-                --idle_;
-                if (timed_out) return done(ctx);
-                continue;
-            }
+        if (Job* j = next_job(tls_worker_index)) {
+            run_job(j);  // as help_until: run queued work while we wait
+            continue;
         }
-        run_job(j);  // as help_until: run queued work while we wait
+        if (maybe_jobs()) {
+            std::this_thread::yield();
+            continue;
+        }
+        if (spin_until([&] { return done(ctx) || maybe_jobs(); })) continue;
+        std::unique_lock lk(m_);
+        // done() under m_: whoever makes it true calls notify_helpers(), which takes m_.
+        const bool woke = park_helper(lk, [&] { return done(ctx); }, deadline);
+        lk.unlock();
+        if (!woke) return done(ctx);
+        if (done(ctx) && maybe_jobs()) wake_for_jobs(1);  // as help_until
     }
 }
 
 void PoolCore::notify_helpers() noexcept {
     { std::lock_guard lk(m_); }
-    cv_.notify_all();
+    helper_cv_.notify_all();
 }
 
 // ---- the callback loop ------------------------------------------------------------------
@@ -365,14 +514,60 @@ void PoolCore::loop_handler_done() noexcept {
     release_unit();
 }
 
-void PoolCore::post_callbacks(StateBase* s) noexcept {
+void PoolCore::post_callbacks(StateBase* s, bool link_free) noexcept {
     s->add_ref();
     counters().callbacks.fetch_add(1, std::memory_order_relaxed);
-    boost::asio::post(loop_->ioc, [this, s] {
-        s->run_callbacks();  // makes s ready; its unit is released there
-        counters().callbacks.fetch_sub(1, std::memory_order_relaxed);
-        s->release();
-    });
+    if (!link_free) {  // s->next_ may still link a queue: one Asio post for s alone
+        boost::asio::post(loop_->ioc, [this, s] {
+            s->run_callbacks();  // makes s ready; its unit is released there
+            counters().callbacks.fetch_sub(1, std::memory_order_relaxed);
+            s->release();
+        });
+        return;
+    }
+    // Push s on the completion stack; only the push onto an empty stack (no handler
+    // draining it) posts a handler, so a burst of completions costs one Asio post.
+    Job* old = completions_.load(std::memory_order_relaxed);
+    do {
+        s->next_ = old == loop_busy() ? nullptr : old;
+    } while (!completions_.compare_exchange_weak(old, s, std::memory_order_release,
+                                                 std::memory_order_relaxed));
+    if (old == nullptr) boost::asio::post(loop_->ioc, [this] { drain_completions(); });
+}
+
+void PoolCore::drain_completions() noexcept {
+    Counters& c = counters();
+    for (;;) {
+        Job* list = completions_.exchange(loop_busy(), std::memory_order_acquire);
+        if (list == loop_busy()) {
+            // Nothing new: wait briefly for more (a burst usually goes on), then stop
+            // draining; a completion pushed after that posts a new handler.
+            if (spin_until([this] { return completions_.load(std::memory_order_relaxed) !=
+                                           loop_busy(); },
+                           64, 4))
+                continue;
+            Job* expected = loop_busy();
+            if (completions_.compare_exchange_strong(expected, nullptr,
+                                                     std::memory_order_acq_rel))
+                return;
+            continue;
+        }
+        Job* fifo = nullptr;  // the stack holds the newest first: run them oldest first
+        while (list) {
+            Job* next = list->next_;
+            list->next_ = fifo;
+            fifo = list;
+            list = next;
+        }
+        while (fifo) {
+            auto* s = static_cast<StateBase*>(fifo);
+            fifo = fifo->next_;
+            s->next_ = nullptr;
+            s->run_callbacks();  // makes s ready; its unit is released there
+            c.callbacks.fetch_sub(1, std::memory_order_relaxed);
+            s->release();
+        }
+    }
 }
 
 void PoolCore::post_loop(Function<void()> fn) noexcept {
@@ -392,30 +587,20 @@ bool PoolCore::try_post_loop(Function<void()>& fn) {
 
 // ---- Asio executors ----------------------------------------------------------------------
 void PoolCore::submit_executor_job(Job* job) {
-    bool discard = false;
-    bool wake = false;
     {
         std::lock_guard lk(m_);
         if (loop_closed_) throw_not_accepting();  // join() has finished
         active_.fetch_add(1, std::memory_order_seq_cst);
-        counters().submitted.fetch_add(1, std::memory_order_relaxed);
-        counters().queued.fetch_add(1, std::memory_order_relaxed);
-        job->next_ = nullptr;
-        if (state_.load(std::memory_order_relaxed) == PoolState::terminate) {
-            discard = true;  // as Asio: handlers of a context that shut down never run
-        } else {
-            if (tail_)
-                tail_->next_ = job;
-            else
-                head_ = job;
-            tail_ = job;
-            wake = idle_ > 0;
-        }
     }
-    if (discard)
-        job->discard();  // outside the lock: destroying a handler may post again
-    else if (wake)
-        cv_.notify_one();
+    job->next_ = nullptr;
+    if (state_.load(std::memory_order_acquire) == PoolState::terminate) {
+        Counters& c = counters();
+        c.submitted.fetch_add(1, std::memory_order_relaxed);
+        c.queued.fetch_add(1, std::memory_order_relaxed);
+        job->discard();  // as Asio: handlers of a context that shut down never run
+        return;
+    }
+    enqueue(job, job, 1);  // a worker discards it if terminate() comes first
 }
 
 void PoolCore::submit_loop_job(Job* job) {
@@ -500,7 +685,7 @@ PoolStats PoolCore::stats() const noexcept {
 void PoolCore::close() {
     std::lock_guard lk(m_);
     if (state_.load(std::memory_order_relaxed) == PoolState::run) {
-        state_.store(PoolState::close, std::memory_order_release);
+        state_.store(PoolState::close, std::memory_order_seq_cst);  // see take_units_or_throw
         if (first_stop_ == StopKind::none) first_stop_ = StopKind::close;
     }
 }
@@ -510,13 +695,14 @@ void PoolCore::terminate() {
     {
         std::lock_guard lk(m_);
         if (state_.load(std::memory_order_relaxed) == PoolState::terminate) return;
-        state_.store(PoolState::terminate, std::memory_order_release);
+        state_.store(PoolState::terminate, std::memory_order_seq_cst);
         if (first_stop_ == StopKind::none) first_stop_ = StopKind::terminate;
-        queued = detach_queue_locked();
+        queued = detach_queue();
         for (StreamHook* h = streams_; h; h = h->hook_next_) h->on_terminate();
     }
     discard_all(queued);  // each completes as cancelled; error_callbacks go to the loop
     cv_.notify_all();
+    helper_cv_.notify_all();
 }
 
 void PoolCore::shutdown(bool wait, bool cancel_futures) {
@@ -524,10 +710,10 @@ void PoolCore::shutdown(bool wait, bool cancel_futures) {
     {
         std::lock_guard lk(m_);
         if (state_.load(std::memory_order_relaxed) == PoolState::run) {
-            state_.store(PoolState::close, std::memory_order_release);
+            state_.store(PoolState::close, std::memory_order_seq_cst);
             if (first_stop_ == StopKind::none) first_stop_ = StopKind::shutdown;
         }
-        if (cancel_futures) queued = detach_queue_locked();
+        if (cancel_futures) queued = detach_queue();
     }
     discard_all(queued);
     if (wait) join();

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include <pypool/detail/pool_core.hpp>
+#include <pypool/detail/spin.hpp>
 #include <pypool/detail/state.hpp>
 #include <pypool/errors.hpp>
 
@@ -62,13 +63,13 @@ void StateBase::set_outcome(std::uint32_t outcome) noexcept {
     }
 }
 
-void StateBase::finish(std::uint32_t outcome) noexcept {
+void StateBase::finish(std::uint32_t outcome, bool link_free) noexcept {
     const std::uint32_t w = word_.load(std::memory_order_relaxed);
     const bool via_loop =
         outcome == outcome_value ? (w & flag_callback) != 0 : (w & flag_error_callback) != 0;
     if (via_loop) {
         set_phase_outcome(word_, phase_completing, outcome);
-        pool_->post_callbacks(this);
+        pool_->post_callbacks(this, link_free);
     } else {
         set_outcome(outcome);
         make_ready();
@@ -169,6 +170,8 @@ bool StateBase::wait_until(std::optional<Clock::time_point> deadline) const {
             "never finish: its callback needs this thread");
     }
     if (PoolCore::current_worker_pool() == pool) return pool->help_until(this, deadline);
+    // A short task finishes sooner than a futex sleep and wake-up: spin briefly first.
+    if (spin_until([this] { return is_ready(); })) return true;
 
     auto& word = const_cast<std::atomic<std::uint32_t>&>(word_);
     Stripe& st = stripe_for(this);

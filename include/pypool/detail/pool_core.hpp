@@ -78,7 +78,9 @@ public:
 
     // ---- the callback loop ---------------------------------------------------------
     /// Posts s->run_callbacks() to the loop; the caller holds a unit (s not ready).
-    void post_callbacks(StateBase* s) noexcept;
+    /// link_free: s->next_ is not in use (s is in no queue), so s joins the loop's batch
+    /// of completions through it instead of costing an Asio post of its own.
+    void post_callbacks(StateBase* s, bool link_free = false) noexcept;
     /// Posts fn to the loop while the caller holds a unit of work.
     void post_loop(Function<void()> fn) noexcept;
     /// Posts fn to the loop if it still runs; false (fn untouched) once join() finished.
@@ -133,8 +135,9 @@ public:
     /// On a worker of this pool: run queued jobs until s is ready or the deadline.
     bool help_until(const StateBase* s, std::optional<Clock::time_point> deadline);
     /// On a worker of this pool: run queued jobs until done(ctx) or the deadline; true if
-    /// done(ctx). done is called under the pool's lock (it must not lock anything); whoever
-    /// makes it true must then call notify_helpers() (used by pypool::wait/as_completed).
+    /// done(ctx). done is called with and without the pool's lock (it must not lock
+    /// anything: an atomic read); whoever makes it true must then call notify_helpers()
+    /// (used by pypool::wait/as_completed and imap).
     bool help_while_not(bool (*done)(const void* ctx) noexcept, const void* ctx,
                         std::optional<Clock::time_point> deadline);
     /// Wakes workers helping in help_until (s got flag_helpers).
@@ -165,25 +168,60 @@ public:
     PoolStats stats() const noexcept;
 
 private:
+    /// The queue's placeholder node (Vyukov's intrusive MPSC queue needs one).
+    struct StubJob final : Job {
+        void run() noexcept override {}
+        void discard() noexcept override {}
+    };
+
     void worker_main(std::size_t index);
-    void spin_for_jobs() const noexcept;
     void run_job(Job* j) noexcept;
-    Job* try_pop_locked() noexcept;
-    Job* detach_queue_locked() noexcept;
+    // ---- the queue: producers link in with one exchange and never block; consumers take
+    // turns under pop_m_ (held only to unlink one node).
+    void push(Job* first, Job* last) noexcept;
+    Job* pop() noexcept;
+    Job* pop_locked() noexcept;
+    Job* detach_queue() noexcept;
+    /// Cheap hint (no lock): something may be queued (shared queue or a worker's own).
+    bool maybe_jobs() const noexcept;
+    /// Nothing queued anywhere and no producer between its exchange and its link (takes
+    /// pop_m_; seq_cst reads, paired with wake_for_jobs()).
+    bool queue_empty() noexcept;
+    /// The next job for worker `self`: its own queue (newest first), then the shared one
+    /// (every 32nd time the other way round, so neither starves), then stealing the oldest
+    /// job of another worker's queue.
+    Job* next_job(std::size_t self) noexcept;
+    /// Queues first..last (linked through next_) on the calling worker's own queue as far
+    /// as it has room; returns the rest (nullptr if all fitted).
+    Job* push_local(std::size_t self, Job* first) noexcept;
+    /// Wakes a parked thread for `count` new jobs: idle workers first, else helpers.
+    void wake_for_jobs(std::size_t count) noexcept;
+    /// Counts count accepted jobs (units, stats) and queues them; the caller checked
+    /// that the pool accepts them.
+    void enqueue(Job* first, Job* last, std::size_t count) noexcept;
+    /// Takes count units if the pool accepts work from this thread (lock-free while it
+    /// runs); else throws like submit() and takes none.
+    void take_units_or_throw(std::size_t count);
     static void discard_all(Job* j) noexcept;
     [[noreturn]] void throw_not_accepting() const;
     bool accepts_locked() const noexcept;
     void drain_streams();
     bool undrained_stream_locked() const noexcept;
-    void enqueue_locked(Job* first, Job* last, std::size_t count) noexcept;
+    /// Parks a helping worker on helper_cv_ unless ready() or jobs came; false on timeout.
+    template <class Ready>
+    bool park_helper(std::unique_lock<std::mutex>& lk, Ready&& ready,
+                     const std::optional<Clock::time_point>& deadline);
+    /// The loop's handler for the batch of completions (see post_callbacks).
+    void drain_completions() noexcept;
 
     PoolOptions options_;
-    mutable std::mutex m_;
-    std::condition_variable cv_;       // idle workers and helping waiters
+    mutable std::mutex m_;             // lifecycle, parking, join
+    std::condition_variable cv_;       // idle workers park here
+    std::condition_variable helper_cv_;  // workers waiting for a result (help_until) park here
     std::condition_variable join_cv_;  // join() waits for active_ == 0
-    Job* head_ = nullptr;              // FIFO queue, guarded by m_
-    Job* tail_ = nullptr;
-    std::size_t idle_ = 0;             // workers or helpers parked on cv_, guarded by m_
+    // Parked (or about to park) threads; changed under m_, read by producers without it.
+    std::atomic<std::size_t> idle_{0};     // idle workers on cv_
+    std::atomic<std::size_t> helpers_{0};  // helping workers on helper_cv_
     bool stop_ = false;                // workers exit when the queue is empty, guarded by m_
     bool loop_closed_ = false;         // no more loop posts, guarded by m_
     std::atomic<PoolState> state_{PoolState::run};
@@ -202,7 +240,38 @@ private:
     Counters& counters() noexcept;
     std::unique_ptr<Counters[]> shards_;  // [0, n): workers, n: the loop, n + 1: other threads
     std::size_t nshards_ = 0;
-    std::atomic<bool> has_jobs_{false};   // head_ != nullptr, readable without the lock
+
+    /// A worker's own queue: the jobs its thread submits. The owner pushes and pops at the
+    /// back (newest first, so fork-join recursion runs depth-first as in TBB); other workers
+    /// steal at the front (oldest first: the biggest pieces). A spinlock guards the ring;
+    /// it is held for a few loads and stores.
+    struct alignas(64) LocalQueue {
+        static constexpr std::size_t capacity = 256;
+        std::atomic<bool> locked{false};
+        std::atomic<std::size_t> size{0};  // back - front, readable without the lock
+        std::size_t front = 0;             // guarded by locked
+        std::size_t back = 0;
+        unsigned tick = 0;  // the owner's count of next_job() calls (its thread only)
+        Job* ring[capacity] = {};
+        void lock() noexcept;
+        void unlock() noexcept { locked.store(false, std::memory_order_release); }
+        Job* pop_back() noexcept;
+        Job* pop_front() noexcept;
+    };
+    std::unique_ptr<LocalQueue[]> locals_;  // one per worker
+    std::size_t nlocals_ = 0;
+
+    // The shared queue (Vyukov's intrusive MPSC queue, consumers serialised by pop_m_):
+    // jobs submitted by threads that are not workers of this pool.
+    StubJob stub_;
+    alignas(64) std::atomic<Job*> qtail_{&stub_};  // producers exchange it
+    alignas(64) std::atomic<Job*> qhead_{&stub_};  // written under pop_m_ only
+    std::mutex pop_m_;
+
+    // Completions whose callbacks the loop runs: a stack linked through Job::next_, drained
+    // by one posted handler at a time; loop_busy() while that handler runs.
+    alignas(64) std::atomic<Job*> completions_{nullptr};
+    Job* loop_busy() noexcept { return &stub_; }  // a marker, never linked as a completion
 
     std::vector<std::thread> workers_;
     std::unique_ptr<Loop> loop_;

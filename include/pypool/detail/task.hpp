@@ -39,7 +39,7 @@ public:
             this->release();
             return;
         }
-        execute();
+        execute(true);  // popped from the queue: next_ is free
         this->release();
     }
 
@@ -47,7 +47,7 @@ public:
     /// (the queue's node stays; its run() then finds the task started and only releases).
     bool run_inline() noexcept override {
         if (!this->try_start()) return false;
-        execute();
+        execute(false);  // next_ still links the queue
         return true;
     }
 
@@ -74,7 +74,7 @@ private:
         }
     }
 
-    void execute() noexcept {
+    void execute(bool link_free) noexcept {
         PoolCore* pool = this->pool_;
         pool->note_started();
         std::uint32_t outcome = outcome_value;
@@ -91,7 +91,7 @@ private:
         }
         payload_.reset();  // the pool keeps no reference to the arguments
         pool->note_ran();
-        this->finish(outcome);
+        this->finish(outcome, link_free);
     }
 
     struct Payload {
