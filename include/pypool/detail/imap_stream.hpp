@@ -29,6 +29,7 @@
 #include <vector>
 
 #include <pypool/detail/pool_core.hpp>
+#include <pypool/detail/spin.hpp>
 #include <pypool/detail/state.hpp>
 #include <pypool/errors.hpp>
 #include <pypool/map.hpp>
@@ -169,7 +170,9 @@ public:
         {
             std::unique_lock lk(m_);
             abandoned_ = true;
+            parked_.fetch_add(1, std::memory_order_seq_cst);  // finishing chunks notify us
             for (;;) {
+                collect_ready();
                 bool running = false;
                 for (Chunk* c = head_; c; c = c->all_next_) {
                     std::uint8_t e = 0;
@@ -180,6 +183,7 @@ public:
                 if (!running && !reading_) break;
                 cv_.wait(lk);
             }
+            parked_.fetch_sub(1, std::memory_order_relaxed);
             unregister_locked();
         }
         release();
@@ -209,22 +213,40 @@ public:
     /// to the stream and its unit of work are released here.
     void chunk_finished(Chunk* c, bool ran) noexcept {
         PoolCore* pool = pool_;
-        {
-            std::lock_guard lk(m_);
-            c->done_ = true;
-            c->cancelled_ = !ran;
-            if (!ran && !abandoned_) stopped_ = true;  // terminate()/shutdown cancelled it
-            if (!ordered_) {
-                c->ready_next_ = nullptr;
-                if (rtail_)
-                    rtail_->ready_next_ = c;
-                else
-                    rhead_ = c;
-                rtail_ = c;
-            }
+        if (ran && !ordered_) {
+            // imap_unordered: publish without the stream's lock (the consumer holds it for
+            // most of every item). Push c on ready_stack_ (collect_ready() moves it to the
+            // ready FIFO under m_), then wake the consumer only if it parked: parked_ and
+            // events_ are read and written seq_cst on both sides, so either the waiter sees
+            // the new event or we see it parked. c is not touched after the push.
+            Chunk* old = ready_stack_.load(std::memory_order_relaxed);
+            do {
+                c->ready_next_ = old;
+            } while (!ready_stack_.compare_exchange_weak(old, c, std::memory_order_seq_cst,
+                                                         std::memory_order_relaxed));
             events_.fetch_add(1, std::memory_order_seq_cst);
+            if (parked_.load(std::memory_order_seq_cst) > 0) {
+                { std::lock_guard lk(m_); }  // the waiter checked under m_: it waits by now
+                cv_.notify_all();
+            }
+        } else {
+            {
+                std::lock_guard lk(m_);
+                c->done_ = true;
+                c->cancelled_ = !ran;
+                if (!ran && !abandoned_) stopped_ = true;  // terminate()/shutdown cancelled it
+                if (!ordered_) {
+                    c->ready_next_ = nullptr;
+                    if (rtail_)
+                        rtail_->ready_next_ = c;
+                    else
+                        rhead_ = c;
+                    rtail_ = c;
+                }
+                events_.fetch_add(1, std::memory_order_seq_cst);
+            }
+            cv_.notify_all();
         }
-        cv_.notify_all();
         if (helper_waiting_.load(std::memory_order_seq_cst)) pool->notify_helpers();
         if (!ran) pool->note_cancelled();
         pool->release_unit();
@@ -272,6 +294,7 @@ private:
                 if (!head_ || !head_->done_) return false;
                 c = head_;
             } else {
+                if (!rhead_) collect_ready();
                 if (!rhead_) return false;
                 c = rhead_;
                 rhead_ = c->ready_next_;
@@ -285,6 +308,31 @@ private:
             }
             cur_ = c;
             return true;
+        }
+    }
+    // Moves the chunks workers published lock-free (imap_unordered) to the ready FIFO,
+    // oldest first, marking them done. m_ held.
+    void collect_ready() noexcept {
+        if (!ready_stack_.load(std::memory_order_seq_cst)) return;
+        Chunk* list = ready_stack_.exchange(nullptr, std::memory_order_seq_cst);
+        Chunk* fifo = nullptr;
+        while (list) {
+            Chunk* next = list->ready_next_;
+            list->ready_next_ = fifo;
+            fifo = list;
+            list = next;
+        }
+        while (fifo) {
+            Chunk* next = fifo->ready_next_;
+            fifo->done_ = true;
+            fifo->cancelled_ = false;
+            fifo->ready_next_ = nullptr;
+            if (rtail_)
+                rtail_->ready_next_ = fifo;
+            else
+                rhead_ = fifo;
+            rtail_ = fifo;
+            fifo = next;
         }
     }
     void unlink(Chunk* c) noexcept {
@@ -389,7 +437,14 @@ private:
     };
     static bool changed(const void* p) noexcept {
         const auto* c = static_cast<const HelpCtx*>(p);
-        return c->s->events_.load(std::memory_order_seq_cst) != c->seen;
+        return c->s->events_.load(std::memory_order_seq_cst) != c->seen ||
+               c->s->ready_stack_.load(std::memory_order_seq_cst) != nullptr;
+    }
+    // Something to look at since events_ was `seen`: a new event, or chunks published
+    // lock-free (they may have counted their event before `seen` was read).
+    bool changed_since(std::uint64_t seen) const noexcept {
+        return events_.load(std::memory_order_seq_cst) != seen ||
+               ready_stack_.load(std::memory_order_seq_cst) != nullptr;
     }
     // Waits for a change (lock held on entry and exit). A worker of the pool runs queued
     // jobs meanwhile, so waiting on a worker cannot starve the pool.
@@ -411,29 +466,24 @@ private:
         }
         // Spin a few microseconds first (yielding the core to the workers): on a busy
         // stream the next chunk usually finishes sooner than a futex sleep/wake-up costs.
-        // events_ only changes under m_, so checking it under m_ before parking loses no
-        // wake-up.
+        // Chunks finishing without m_ (imap_unordered) notify when parked_ says someone
+        // waits; every other event changes events_ under m_.
         const std::uint64_t seen = events_.load(std::memory_order_relaxed);
         lk.unlock();
         spin_while_unchanged(seen);
         lk.lock();
-        if (events_.load(std::memory_order_relaxed) != seen) return;
-        if (deadline)
-            cv_.wait_until(lk, *deadline);
-        else
-            cv_.wait(lk);
+        if (changed_since(seen)) return;
+        parked_.fetch_add(1, std::memory_order_seq_cst);  // see chunk_finished
+        if (!changed_since(seen)) {
+            if (deadline)
+                cv_.wait_until(lk, *deadline);
+            else
+                cv_.wait(lk);
+        }
+        parked_.fetch_sub(1, std::memory_order_relaxed);
     }
     void spin_while_unchanged(std::uint64_t seen) const noexcept {
-        for (int i = 0; i < 128; ++i) {
-            if (events_.load(std::memory_order_acquire) != seen) return;
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#endif
-        }
-        for (int i = 0; i < 16; ++i) {
-            if (events_.load(std::memory_order_acquire) != seen) return;
-            std::this_thread::yield();
-        }
+        spin_until([&] { return changed_since(seen); }, 128, 16);
     }
 
     std::atomic<std::uint32_t> refs_{1};  // the iterator's
@@ -459,6 +509,8 @@ private:
     std::atomic<bool> terminated_{false};
     std::atomic<std::uint64_t> events_{0};
     std::atomic<bool> helper_waiting_{false};
+    std::atomic<Chunk*> ready_stack_{nullptr};  // published lock-free, newest first
+    std::atomic<int> parked_{0};                // threads waiting on cv_ for chunks
 };
 
 /// The stream of one imap/imap_unordered call: the function, the input and its chunks.
