@@ -1,0 +1,201 @@
+// Stress: the lock-free hand-offs of the core, run back to back for a time budget so that
+// a lost wake-up shows up as a TimeoutError (never as a hang): the shared queue and the
+// parking of idle workers, the workers' own queues and stealing, helping waits, the batch
+// of completions that reaches the callback thread, and imap_unordered's chunks published
+// without the stream's lock. Every wait has a generous timeout (seconds).
+#include <boost/test/unit_test.hpp>
+
+#include <pypool/pypool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <latch>
+#include <numeric>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "stress_common.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto patience = 20s;  // a lost wake-up, not a slow machine
+
+std::int64_t fork_join(pypool::ThreadPool* pool, int depth) {
+    if (depth <= 1) return 1;
+    auto a = pool->apply_async(fork_join, std::tuple{pool, depth - 1});
+    auto b = pool->apply_async(fork_join, std::tuple{pool, depth - 1});
+    return a.get(patience) + b.get(patience) + 1;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(round_trips_with_idle_workers_in_between_never_lose_a_wake_up,
+                     *boost::unit_test::timeout(300)) {
+    // One task at a time: the workers go idle (spin, then park) between tasks, so every
+    // submission races a worker going to sleep.
+    const auto until = stress::deadline_in(3);
+    std::size_t rounds = 0;
+    for (int workers : {1, 2, 3}) {
+        pypool::ThreadPool pool(workers);
+        while (std::chrono::steady_clock::now() < until) {
+            auto r = pool.apply_async([](int x) { return x + 1; }, std::tuple{static_cast<int>(rounds)});
+            BOOST_REQUIRE_EQUAL(r.get(patience), static_cast<int>(rounds) + 1);
+            if (++rounds % 5000 == 0) break;  // give the other pool sizes a turn
+        }
+    }
+    BOOST_TEST(rounds > 0U);
+}
+
+BOOST_AUTO_TEST_CASE(bursts_from_several_threads_all_run_exactly_once,
+                     *boost::unit_test::timeout(300)) {
+    const auto until = stress::deadline_in(4);
+    pypool::ThreadPool pool(2);
+    std::atomic<std::int64_t> ran{0};
+    std::int64_t submitted = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        constexpr int producers = 3;
+        constexpr int per_producer = 2000;
+        std::latch start(producers);
+        std::vector<std::thread> threads;
+        std::vector<std::vector<pypool::AsyncResult<void>>> results(producers);
+        for (int p = 0; p < producers; ++p) {
+            threads.emplace_back([&, p] {
+                start.arrive_and_wait();
+                results[p].reserve(per_producer);
+                for (int i = 0; i < per_producer; ++i)
+                    results[p].push_back(pool.apply_async([&ran] { ran.fetch_add(1); }));
+            });
+        }
+        for (auto& t : threads) t.join();
+        for (auto& rs : results)
+            for (auto& r : rs) BOOST_REQUIRE(r.wait(patience));
+        submitted += producers * per_producer;
+        BOOST_REQUIRE_EQUAL(ran.load(), submitted);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fork_join_on_few_workers_completes_every_time,
+                     *boost::unit_test::timeout(300)) {
+    // Tasks submitted by workers go to their own queues; idle workers steal them, waiting
+    // workers help. Depth 10 = 1,023 tasks per round.
+    const auto until = stress::deadline_in(4);
+    int rounds = 0;
+    for (int workers = 1; std::chrono::steady_clock::now() < until; workers = workers % 3 + 1) {
+        pypool::ThreadPool pool(workers);
+        auto r = pool.apply_async(fork_join, std::tuple{&pool, 10});
+        BOOST_REQUIRE_EQUAL(r.get(patience), 1023);
+        ++rounds;
+    }
+    BOOST_TEST(rounds > 0);
+}
+
+BOOST_AUTO_TEST_CASE(tasks_that_submit_follow_ups_and_callbacks_that_do_all_finish,
+                     *boost::unit_test::timeout(300)) {
+    // Follow-ups from workers (own queues) and from the callback thread (shared queue);
+    // completions reach the callback thread in batches.
+    const auto until = stress::deadline_in(4);
+    while (std::chrono::steady_clock::now() < until) {
+        pypool::ThreadPool pool(2);
+        constexpr int n = 3000;
+        std::atomic<int> follow_ups{0};
+        std::atomic<int> callbacks{0};
+        int seen_callbacks = 0;  // only the callback thread touches it
+        std::vector<pypool::AsyncResult<void>> firsts;
+        firsts.reserve(n);
+        for (int i = 0; i < n; ++i) {
+            if (i % 2 == 0) {
+                firsts.push_back(pool.apply_async(
+                    [&pool, &follow_ups] {
+                        pool.apply_async([&follow_ups] { follow_ups.fetch_add(1); });
+                    }));
+            } else {
+                firsts.push_back(pool.apply_async(
+                    [] {}, {},
+                    {.callback =
+                         [&pool, &follow_ups, &callbacks, &seen_callbacks] {
+                             ++seen_callbacks;
+                             callbacks.fetch_add(1);
+                             pool.apply_async([&follow_ups] { follow_ups.fetch_add(1); });
+                         }}));
+            }
+        }
+        for (auto& r : firsts) BOOST_REQUIRE(r.wait(patience));
+        pool.close();
+        pool.join();
+        BOOST_REQUIRE_EQUAL(callbacks.load(), n / 2);
+        BOOST_REQUIRE_EQUAL(seen_callbacks, n / 2);
+        BOOST_REQUIRE_EQUAL(follow_ups.load(), n);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(imap_unordered_with_chunksize_one_never_misses_a_chunk,
+                     *boost::unit_test::timeout(300)) {
+    // The consumer parks and wakes once per few items; each chunk is published without the
+    // stream's lock. A missed chunk shows up as a TimeoutError from next(patience).
+    const auto until = stress::deadline_in(4);
+    std::vector<std::int64_t> in(20000);
+    std::iota(in.begin(), in.end(), 0);
+    const std::int64_t expect = std::accumulate(in.begin(), in.end(), std::int64_t{0});
+    int rounds = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        pypool::ThreadPool pool(rounds % 3 + 1);
+        auto it = pool.imap_unordered([](std::int64_t x) { return x; }, in, 1);
+        std::int64_t sum = 0;
+        std::size_t count = 0;
+        while (auto v = it.next(patience)) {
+            sum += *v;
+            ++count;
+        }
+        BOOST_REQUIRE_EQUAL(count, in.size());
+        BOOST_REQUIRE_EQUAL(sum, expect);
+        ++rounds;
+    }
+}
+
+BOOST_AUTO_TEST_CASE(imap_unordered_consumed_on_a_worker_never_misses_a_chunk,
+                     *boost::unit_test::timeout(300)) {
+    // The consumer is a worker of the pool: it helps while it waits (help_while_not).
+    const auto until = stress::deadline_in(3);
+    std::vector<std::int64_t> in(5000);
+    std::iota(in.begin(), in.end(), 0);
+    const std::int64_t expect = std::accumulate(in.begin(), in.end(), std::int64_t{0});
+    pypool::ThreadPool pool(2);
+    while (std::chrono::steady_clock::now() < until) {
+        auto r = pool.apply_async([&pool, &in] {
+            std::int64_t sum = 0;
+            auto it = pool.imap_unordered([](std::int64_t x) { return x; }, in, 1);
+            while (auto v = it.next(patience)) sum += *v;
+            return sum;
+        });
+        BOOST_REQUIRE_EQUAL(r.get(patience), expect);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(imap_unordered_iterators_dropped_mid_stream_wait_for_running_chunks,
+                     *boost::unit_test::timeout(300)) {
+    // Destroying the iterator races chunks that finish lock-free: it must wait for the
+    // running ones (they touch the stream) and must not hang.
+    const auto until = stress::deadline_in(3);
+    std::vector<int> in(1000);
+    std::iota(in.begin(), in.end(), 0);
+    pypool::ThreadPool pool(2);
+    std::atomic<int> ran{0};
+    int rounds = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        {
+            auto it = pool.imap_unordered(
+                [&ran](int x) {
+                    ran.fetch_add(1);
+                    return x;
+                },
+                in, 1);
+            for (int k = 0; k < rounds % 17; ++k)
+                if (!it.next(patience)) break;
+        }  // dropped here
+        ++rounds;
+    }
+    BOOST_TEST(ran.load() > 0);
+}
