@@ -232,7 +232,9 @@ void PoolCore::push(Job* first, Job* last) noexcept {
 }
 
 Job* PoolCore::pop() noexcept {
-    if (!maybe_jobs()) return nullptr;
+    if (qtail_.load(std::memory_order_acquire) == &stub_ &&
+        qhead_.load(std::memory_order_relaxed) == &stub_)
+        return nullptr;  // the shared queue is empty: no lock
     std::lock_guard lk(pop_m_);
     return pop_locked();
 }
@@ -311,6 +313,25 @@ Job* PoolCore::LocalQueue::pop_front() noexcept {
     }
     unlock();
     return j;
+}
+
+bool PoolCore::LocalQueue::take(Job* j) noexcept {
+    if (size.load(std::memory_order_relaxed) == 0) return false;
+    lock();
+    bool found = false;
+    const std::size_t stop = back - front > 8 ? back - 8 : front;
+    for (std::size_t p = back; p != stop; --p) {
+        if (ring[(p - 1) % capacity] == j) {
+            for (std::size_t k = p; k != back; ++k)
+                ring[(k - 1) % capacity] = ring[k % capacity];
+            --back;
+            size.store(back - front, std::memory_order_relaxed);
+            found = true;
+            break;
+        }
+    }
+    unlock();
+    return found;
 }
 
 Job* PoolCore::push_local(std::size_t self, Job* first) noexcept {
@@ -439,8 +460,15 @@ bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> d
     auto* ms = const_cast<StateBase*>(s);
     // Run the awaited task itself if it is still queued: fork-join recursion then nests
     // only as deep as the program does (helping with the queue's oldest job instead nests
-    // one frame per queued task and overflowed the stack in recursive Fibonacci).
-    ms->run_inline();
+    // one frame per queued task and overflowed the stack in recursive Fibonacci). If it
+    // is among the newest jobs of this worker's own queue (the usual fork-join case), take
+    // it out and run it as a worker would; else claim it where it is (its node stays queued
+    // and is dropped when reached).
+    if (tls_worker_pool == this && locals_[tls_worker_index].take(ms)) {
+        run_job(ms);  // consumes the queue's reference; the waiter holds its own
+    } else {
+        ms->run_inline();
+    }
     for (;;) {
         if (s->is_ready()) return true;
         if (Job* j = next_job(tls_worker_index)) {

@@ -132,7 +132,8 @@ public:
     static PoolCore* current_loop_pool() noexcept;
 
     // ---- waiting helpers --------------------------------------------------------------
-    /// On a worker of this pool: run queued jobs until s is ready or the deadline.
+    /// On a worker of this pool: run queued jobs until s is ready or the deadline. The
+    /// caller holds a reference to s.
     bool help_until(const StateBase* s, std::optional<Clock::time_point> deadline);
     /// On a worker of this pool: run queued jobs until done(ctx) or the deadline; true if
     /// done(ctx). done is called with and without the pool's lock (it must not lock
@@ -257,6 +258,9 @@ private:
         void unlock() noexcept { locked.store(false, std::memory_order_release); }
         Job* pop_back() noexcept;
         Job* pop_front() noexcept;
+        /// Removes j if it is among the newest few jobs (the owner waits for it); true if
+        /// it was there: the caller then owns the queue's reference.
+        bool take(Job* j) noexcept;
     };
     std::unique_ptr<LocalQueue[]> locals_;  // one per worker
     std::size_t nlocals_ = 0;
