@@ -30,7 +30,8 @@ std::size_t thread_count() {
 }
 
 // A joined thread can linger in /proc/self/task for a moment until the kernel reaps it;
-// poll (bounded) until the count drops to `expected`.
+// poll (bounded) until the count drops to `expected`. A baseline taken at a test's start
+// may still count one of the previous test's threads: check "<= before", not "== before".
 std::size_t thread_count_settled(std::size_t expected) {
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     std::size_t n = thread_count();
@@ -119,7 +120,7 @@ BOOST_AUTO_TEST_CASE(negative_processes_throws_value_error) {
 BOOST_AUTO_TEST_CASE(bad_size_starts_no_thread, *utf::timeout(60)) {
     const std::size_t before = thread_count();
     BOOST_CHECK_THROW(pypool::ThreadPool(0), pypool::ValueError);
-    BOOST_TEST(thread_count_settled(before) == before);
+    BOOST_TEST(thread_count_settled(before) <= before);
 }
 
 BOOST_AUTO_TEST_CASE(pool_starts_workers_plus_one_callback_thread_and_ends_them,
@@ -129,7 +130,7 @@ BOOST_AUTO_TEST_CASE(pool_starts_workers_plus_one_callback_thread_and_ends_them,
         pypool::ThreadPool pool(3);
         BOOST_TEST(thread_count() == before + 4);
     }
-    BOOST_TEST(thread_count_settled(before) == before);
+    BOOST_TEST(thread_count_settled(before) <= before);
 }
 
 namespace {
@@ -197,7 +198,7 @@ BOOST_AUTO_TEST_CASE(throwing_initializer_makes_constructor_throw_it, *utf::time
     } catch (const std::runtime_error& e) {
         BOOST_TEST(std::string(e.what()) == "init failed");
     }
-    BOOST_TEST(thread_count_settled(before) == before);
+    BOOST_TEST(thread_count_settled(before) <= before);
 }
 
 BOOST_AUTO_TEST_CASE(initializer_throwing_non_std_exception_is_rethrown, *utf::timeout(60)) {
@@ -208,7 +209,7 @@ BOOST_AUTO_TEST_CASE(initializer_throwing_non_std_exception_is_rethrown, *utf::t
     } catch (int v) {
         BOOST_TEST(v == 42);
     }
-    BOOST_TEST(thread_count_settled(before) == before);
+    BOOST_TEST(thread_count_settled(before) <= before);
 }
 
 BOOST_AUTO_TEST_CASE(initializer_throwing_in_one_worker_only_stops_every_thread,
@@ -221,7 +222,7 @@ BOOST_AUTO_TEST_CASE(initializer_throwing_in_one_worker_only_stops_every_thread,
                           }}),
                       std::logic_error);
     BOOST_TEST(calls.load() >= 3);
-    BOOST_TEST(thread_count_settled(before) == before);
+    BOOST_TEST(thread_count_settled(before) <= before);
 }
 
 BOOST_AUTO_TEST_CASE(default_thread_names_are_pypool_index_and_pypool_loop, *utf::timeout(60)) {
