@@ -7,6 +7,7 @@
 #include <exception>
 #include <string>
 
+#include <pypool/detail/intrusive.hpp>
 #include <pypool/detail/pool_core.hpp>
 #include <pypool/detail/spin.hpp>
 #include <pypool/errors.hpp>
@@ -170,14 +171,17 @@ void PoolCore::check_accepting() const {
 
 void PoolCore::acquire_unit() { take_units_or_throw(1); }
 
-void PoolCore::take_units_or_throw(std::size_t count) {
+void PoolCore::take_units_or_throw(std::size_t count, bool stream) {
     // Take the units first, then look at the state (both seq_cst): close() stores the state
     // before join() reads active_, so either join() sees our units and waits for them, or
     // we see that the pool stopped running and decide under m_.
     active_.fetch_add(count, std::memory_order_seq_cst);
     if (state_.load(std::memory_order_seq_cst) == PoolState::run) return;
     std::lock_guard lk(m_);
-    if (accepts_locked()) return;
+    const bool accepted =
+        stream ? state_.load(std::memory_order_relaxed) != PoolState::terminate && !loop_closed_
+               : accepts_locked();
+    if (accepted) return;
     if (active_.fetch_sub(count, std::memory_order_seq_cst) == count) join_cv_.notify_all();
     throw_not_accepting();
 }
@@ -203,14 +207,7 @@ void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
 }
 
 void PoolCore::submit_stream(Job* job) {
-    active_.fetch_add(1, std::memory_order_seq_cst);  // as take_units_or_throw
-    if (state_.load(std::memory_order_seq_cst) != PoolState::run) {
-        std::lock_guard lk(m_);
-        if (state_.load(std::memory_order_relaxed) == PoolState::terminate || loop_closed_) {
-            if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1) join_cv_.notify_all();
-            throw_not_accepting();
-        }
-    }
+    take_units_or_throw(1, /*stream=*/true);
     job->next_ = nullptr;
     enqueue(job, job, 1);
 }
@@ -353,9 +350,9 @@ Job* PoolCore::next_job(std::size_t self) noexcept {
     LocalQueue& own = locals_[self];
     Job* j = nullptr;
     if ((++own.tick & 31U) != 0) {
-        if ((j = locals_[self].pop_back()) || (j = pop())) return j;
+        if ((j = own.pop_back()) || (j = pop())) return j;
     } else {
-        if ((j = pop()) || (j = locals_[self].pop_back())) return j;
+        if ((j = pop()) || (j = own.pop_back())) return j;
     }
     for (std::size_t i = 1; i < nlocals_; ++i) {
         if ((j = locals_[(self + i) % nlocals_].pop_front())) return j;
@@ -441,19 +438,41 @@ void PoolCore::worker_main(std::size_t /*index*/) {
         idle_.fetch_sub(1, std::memory_order_relaxed);
     }
 }
-template <class Ready>
-bool PoolCore::park_helper(std::unique_lock<std::mutex>& lk, Ready&& ready,
-                           const std::optional<Clock::time_point>& deadline) {
-    helpers_.fetch_add(1, std::memory_order_seq_cst);
-    bool timed_out = false;
-    if (!ready() && queue_empty()) {
-        if (deadline)
-            timed_out = helper_cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
-        else
-            helper_cv_.wait(lk);
+// The loop of a worker that waits: run queued jobs (its own first), spin briefly, then
+// park on helper_cv_ until ready() (or jobs came, or the deadline passed). before_park
+// runs under m_ just before parking: it arranges that whoever makes ready() true notifies
+// helper_cv_ under m_ (so the check under m_ below loses no wake-up).
+template <class Ready, class BeforePark>
+bool PoolCore::help_while(Ready&& ready, BeforePark&& before_park,
+                          const std::optional<Clock::time_point>& deadline) {
+    for (;;) {
+        if (ready()) return true;
+        if (Job* j = next_job(tls_worker_index)) {
+            run_job(j);  // run queued work while we wait: no deadlock when all workers wait
+            continue;
+        }
+        if (maybe_jobs()) {  // a producer is between its exchange and its link
+            std::this_thread::yield();
+            continue;
+        }
+        if (spin_until([&] { return ready() || maybe_jobs(); })) continue;
+        std::unique_lock lk(m_);
+        before_park();
+        helpers_.fetch_add(1, std::memory_order_seq_cst);
+        bool timed_out = false;
+        if (!ready() && queue_empty()) {
+            if (deadline)
+                timed_out = helper_cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
+            else
+                helper_cv_.wait(lk);
+        }
+        helpers_.fetch_sub(1, std::memory_order_relaxed);
+        lk.unlock();
+        if (timed_out) return ready();
+        // Woken for a new job but leaving: pass the wake-up on so the job is not left
+        // waiting until this worker is back in its loop.
+        if (ready() && maybe_jobs()) wake_for_jobs(1);
     }
-    helpers_.fetch_sub(1, std::memory_order_relaxed);
-    return !timed_out;
 }
 
 bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> deadline) {
@@ -469,50 +488,17 @@ bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> d
     } else {
         ms->run_inline();
     }
-    for (;;) {
-        if (s->is_ready()) return true;
-        if (Job* j = next_job(tls_worker_index)) {
-            run_job(j);  // run queued work while we wait: no deadlock when all workers wait
-            continue;
-        }
-        if (maybe_jobs()) {  // a producer is between its exchange and its link
-            std::this_thread::yield();
-            continue;
-        }
-        if (spin_until([&] { return s->is_ready() || maybe_jobs(); })) continue;
-        std::unique_lock lk(m_);
-        // The flag and make_ready()'s phase change are RMWs of one word: either it sees
-        // the flag (and notifies under m_, after we wait) or we see it ready.
-        ms->word_.fetch_or(flag_helpers, std::memory_order_acq_rel);
-        const bool woke = park_helper(lk, [s] { return s->is_ready(); }, deadline);
-        lk.unlock();
-        if (!woke) return s->is_ready();
-        // Woken for a new job but leaving: pass the wake-up on so the job is not left
-        // waiting until this worker is back in its loop.
-        if (s->is_ready() && maybe_jobs()) wake_for_jobs(1);
-    }
+    // The flag and make_ready()'s phase change are RMWs of one word: either it sees the
+    // flag (and notifies under m_, after we wait) or we see it ready.
+    return help_while([s] { return s->is_ready(); },
+                      [ms] { ms->word_.fetch_or(flag_helpers, std::memory_order_acq_rel); },
+                      deadline);
 }
 
 bool PoolCore::help_while_not(bool (*done)(const void*) noexcept, const void* ctx,
                               std::optional<Clock::time_point> deadline) {
-    for (;;) {
-        if (done(ctx)) return true;
-        if (Job* j = next_job(tls_worker_index)) {
-            run_job(j);  // as help_until: run queued work while we wait
-            continue;
-        }
-        if (maybe_jobs()) {
-            std::this_thread::yield();
-            continue;
-        }
-        if (spin_until([&] { return done(ctx) || maybe_jobs(); })) continue;
-        std::unique_lock lk(m_);
-        // done() under m_: whoever makes it true calls notify_helpers(), which takes m_.
-        const bool woke = park_helper(lk, [&] { return done(ctx); }, deadline);
-        lk.unlock();
-        if (!woke) return done(ctx);
-        if (done(ctx) && maybe_jobs()) wake_for_jobs(1);  // as help_until
-    }
+    // Whoever makes done() true calls notify_helpers(), which takes m_.
+    return help_while([done, ctx] { return done(ctx); }, [] {}, deadline);
 }
 
 void PoolCore::notify_helpers() noexcept {
@@ -580,13 +566,8 @@ void PoolCore::drain_completions() noexcept {
                 return;
             continue;
         }
-        Job* fifo = nullptr;  // the stack holds the newest first: run them oldest first
-        while (list) {
-            Job* next = list->next_;
-            list->next_ = fifo;
-            fifo = list;
-            list = next;
-        }
+        // the stack holds the newest first: run them oldest first
+        Job* fifo = reverse_list(list, &Job::next_);
         while (fifo) {
             auto* s = static_cast<StateBase*>(fifo);
             fifo = fifo->next_;

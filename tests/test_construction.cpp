@@ -18,29 +18,15 @@
 
 #include <pypool/pypool.hpp>
 
+#include "thread_count.hpp"
+
 namespace utf = boost::unit_test;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::size_t thread_count() {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
-    return n;
-}
-
-// A joined thread can linger in /proc/self/task for a moment until the kernel reaps it;
-// poll (bounded) until the count drops to `expected`. A baseline taken at a test's start
-// may still count one of the previous test's threads: check "<= before", not "== before".
-std::size_t thread_count_settled(std::size_t expected) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    std::size_t n = thread_count();
-    while (n > expected && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
-        n = thread_count();
-    }
-    return n;
-}
+using test_threads::thread_count;
+using test_threads::thread_count_settled;
 
 std::string current_thread_name() {
     char buf[64] = {};

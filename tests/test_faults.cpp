@@ -8,6 +8,8 @@
 
 #include <pypool/pypool.hpp>
 
+#include "thread_count.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -63,26 +65,8 @@ int int_thrown(F&& fn) {
     return -1;
 }
 
-/// Threads of this process (/proc/self/task).
-std::size_t thread_count() {
-    namespace fs = std::filesystem;
-    return static_cast<std::size_t>(
-        std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator{}));
-}
-
-/// Threads of this process once no more than `at_most` (polled, bounded): a joined thread
-/// can stay listed in /proc/self/task for a moment after join() returned, until the kernel
-/// reaps it. A baseline taken at a test's start may still count one of the previous test's
-/// threads, so tests check "no more threads than before", never "exactly as many".
-std::size_t thread_count_settled(std::size_t at_most) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    std::size_t n = thread_count();
-    while (n > at_most && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
-        n = thread_count();
-    }
-    return n;
-}
+using test_threads::thread_count;
+using test_threads::thread_count_settled;
 
 /// Records what on_callback_error was told (called on the callback thread).
 struct ErrorSink {

@@ -5,8 +5,6 @@
 
 #include <pypool/pypool.hpp>
 
-#include <dirent.h>
-
 #include <atomic>
 #include <chrono>
 #include <latch>
@@ -17,33 +15,14 @@
 #include <vector>
 
 #include "stress_common.hpp"
+#include "thread_count.hpp"
 
 namespace {
 
-// Threads of this process. The baseline is taken after one pool came and went, so helper
-// threads that a sanitizer runtime starts lazily are already there.
-std::size_t thread_count() {
-    std::size_t n = 0;
-    if (DIR* d = opendir("/proc/self/task")) {
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        closedir(d);
-    }
-    return n;
-}
-
-// The count once no more than at_most (polled, bounded): a joined thread can stay listed in
-// /proc/self/task for a moment until the kernel reaps it, and a baseline may still count one
-// of the warm-up pool's threads, so the checks are "no more threads than before".
-std::size_t thread_count_settled(std::size_t at_most) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    std::size_t n = thread_count();
-    while (n > at_most && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::yield();
-        n = thread_count();
-    }
-    return n;
-}
+// The baseline is taken after one pool came and went, so helper threads that a sanitizer
+// runtime starts lazily are already there.
+using test_threads::thread_count;
+using test_threads::thread_count_settled;
 
 struct Round {
     stress::Ledger ledger;

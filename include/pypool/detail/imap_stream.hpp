@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include <pypool/detail/intrusive.hpp>
 #include <pypool/detail/pool_core.hpp>
 #include <pypool/detail/spin.hpp>
 #include <pypool/detail/state.hpp>
@@ -314,14 +315,8 @@ private:
     // oldest first, marking them done. m_ held.
     void collect_ready() noexcept {
         if (!ready_stack_.load(std::memory_order_seq_cst)) return;
-        Chunk* list = ready_stack_.exchange(nullptr, std::memory_order_seq_cst);
-        Chunk* fifo = nullptr;
-        while (list) {
-            Chunk* next = list->ready_next_;
-            list->ready_next_ = fifo;
-            fifo = list;
-            list = next;
-        }
+        Chunk* fifo = reverse_list(ready_stack_.exchange(nullptr, std::memory_order_seq_cst),
+                                   &Chunk::ready_next_);
         while (fifo) {
             Chunk* next = fifo->ready_next_;
             fifo->done_ = true;

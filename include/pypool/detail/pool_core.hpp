@@ -201,17 +201,19 @@ private:
     /// that the pool accepts them.
     void enqueue(Job* first, Job* last, std::size_t count) noexcept;
     /// Takes count units if the pool accepts work from this thread (lock-free while it
-    /// runs); else throws like submit() and takes none.
-    void take_units_or_throw(std::size_t count);
+    /// runs); else throws like submit() and takes none. stream: the rule of
+    /// submit_stream() (accepted after close() from any thread until join() finished).
+    void take_units_or_throw(std::size_t count, bool stream = false);
     static void discard_all(Job* j) noexcept;
     [[noreturn]] void throw_not_accepting() const;
     bool accepts_locked() const noexcept;
     void drain_streams();
     bool undrained_stream_locked() const noexcept;
-    /// Parks a helping worker on helper_cv_ unless ready() or jobs came; false on timeout.
-    template <class Ready>
-    bool park_helper(std::unique_lock<std::mutex>& lk, Ready&& ready,
-                     const std::optional<Clock::time_point>& deadline);
+    /// A waiting worker's loop (help_until, help_while_not): runs queued jobs until ready()
+    /// or the deadline, parking on helper_cv_ when there are none; true if ready().
+    template <class Ready, class BeforePark>
+    bool help_while(Ready&& ready, BeforePark&& before_park,
+                    const std::optional<Clock::time_point>& deadline);
     /// The loop's handler for the batch of completions (see post_callbacks).
     void drain_completions() noexcept;
 
