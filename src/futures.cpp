@@ -1,8 +1,7 @@
 // One waiter over many results: the engine of pypool::wait and pypool::as_completed.
 //
 // Locking: a state's stripe lock is held while a listener is notified; the notify takes
-// the waiter's m_ and, for a helping worker, the pool's lock (in notify_helpers) under it.
-// Nothing takes these in another order: the helping predicate only reads an atomic.
+// the waiter's m_ under it. Nothing takes these in another order.
 #include <algorithm>
 
 #include <pypool/detail/multi_wait.hpp>
@@ -56,13 +55,7 @@ void MultiWait::record(std::size_t index, bool wake) noexcept {
     order_[c] = index;
     recorded_[index] = true;
     count_.store(c + 1, std::memory_order_release);
-    if (!wake) return;
-    // Still under m_: a helping waiter clears helping_ under m_ before it may return, so
-    // its pool is alive here.
-    if (helping_)
-        helping_->notify_helpers();
-    else
-        cv_.notify_all();
+    if (wake) cv_.notify_all();
 }
 
 void MultiWait::check_deadlock() {
@@ -86,32 +79,9 @@ std::size_t MultiWait::wait_beyond(std::size_t seen, std::optional<Clock::time_p
     if (deadline && *deadline <= Clock::now()) return c;  // a zero timeout only checks
     check_deadlock();
 
-    PoolCore* wp = PoolCore::current_worker_pool();
-    if (wp && std::find(pools_.begin(), pools_.end(), wp) != pools_.end()) {
-        {
-            std::lock_guard lk(m_);
-            helping_ = wp;
-        }
-        struct Ctx {
-            const MultiWait* self;
-            std::size_t seen;
-        } ctx{this, seen};
-        auto done = [](const void* p) noexcept {
-            const auto* x = static_cast<const Ctx*>(p);
-            return x->self->ready_count() > x->seen;
-        };
-        try {
-            wp->help_while_not(done, &ctx, deadline);
-        } catch (...) {  // a job cannot throw out of run(); keep helping_ right regardless
-            std::lock_guard lk(m_);
-            helping_ = nullptr;
-            throw;
-        }
-        std::lock_guard lk(m_);
-        helping_ = nullptr;
-        return count_.load(std::memory_order_relaxed);
-    }
-
+    // On a pool thread nothing else runs meanwhile (an unrelated task could block this
+    // wait); a spare thread keeps that pool's parallelism while it blocks.
+    PoolCore::Blocking blocking;
     std::unique_lock lk(m_);
     auto more = [&] { return count_.load(std::memory_order_relaxed) > seen; };
     if (!deadline)

@@ -51,7 +51,7 @@ std::unordered_set<const PoolCore*>& registry() {
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     const int n = resolve_processes(options_);
     loop_ = std::make_unique<Loop>();
-    nshards_ = static_cast<std::size_t>(n) + 2;
+    nshards_ = static_cast<std::size_t>(n) + 3;
     shards_ = std::make_unique<Counters[]>(nshards_);
     nlocals_ = static_cast<std::size_t>(n);
     locals_ = std::make_unique<LocalQueue[]>(nlocals_);
@@ -196,7 +196,8 @@ void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
     const auto n = static_cast<std::ptrdiff_t>(count);
     c.submitted.fetch_add(n, std::memory_order_relaxed);
     c.queued.fetch_add(n, std::memory_order_relaxed);
-    if (tls_worker_pool == this) first = push_local(tls_worker_index, first);
+    if (tls_worker_pool == this && tls_worker_index < nlocals_)
+        first = push_local(tls_worker_index, first);  // a spare has no queue of its own
     if (first) push(first, last);
     wake_for_jobs(count);
 }
@@ -386,19 +387,14 @@ Job* PoolCore::detach_queue() noexcept {
 void PoolCore::wake_for_jobs(std::size_t count) noexcept {
     // seq_cst loads after push()'s seq_cst exchange pair with the parking thread's
     // increment and queue_empty() (Dekker): one of the two sees the other.
-    if (idle_.load(std::memory_order_seq_cst) == 0 &&
-        helpers_.load(std::memory_order_seq_cst) == 0)
-        return;
-    bool idle_workers = false;
-    {
-        std::lock_guard lk(m_);  // the parked thread checked under m_: it waits by now
-        idle_workers = idle_.load(std::memory_order_relaxed) > 0;
-    }
-    std::condition_variable& cv = idle_workers ? cv_ : helper_cv_;
+    // Only idle threads (workers, licensed spares) park on cv_: a waiting thread never takes
+    // a job, so no wake-up meant for a job can end in a wait.
+    if (idle_.load(std::memory_order_seq_cst) == 0) return;
+    { std::lock_guard lk(m_); }  // the parked thread checked under m_: it waits by now
     if (count == 1)
-        cv.notify_one();
+        cv_.notify_one();
     else
-        cv.notify_all();
+        cv_.notify_all();
 }
 
 void PoolCore::discard_all(Job* j) noexcept {
@@ -438,67 +434,125 @@ void PoolCore::worker_main(std::size_t /*index*/) {
         idle_.fetch_sub(1, std::memory_order_relaxed);
     }
 }
-// The loop of a worker that waits: run queued jobs (its own first), spin briefly, then
-// park on helper_cv_ until ready() (or jobs came, or the deadline passed). before_park
-// runs under m_ just before parking: it arranges that whoever makes ready() true notifies
-// helper_cv_ under m_ (so the check under m_ below loses no wake-up).
-template <class Ready, class BeforePark>
-bool PoolCore::help_while(Ready&& ready, BeforePark&& before_park,
-                          const std::optional<Clock::time_point>& deadline) {
-    for (;;) {
-        if (ready()) return true;
-        if (Job* j = next_job(tls_worker_index)) {
-            run_job(j);  // run queued work while we wait: no deadlock when all workers wait
-            continue;
-        }
-        if (maybe_jobs()) {  // a producer is between its exchange and its link
-            std::this_thread::yield();
-            continue;
-        }
-        if (spin_until([&] { return ready() || maybe_jobs(); })) continue;
-        std::unique_lock lk(m_);
-        before_park();
-        helpers_.fetch_add(1, std::memory_order_seq_cst);
-        bool timed_out = false;
-        if (!ready() && queue_empty()) {
-            if (deadline)
-                timed_out = helper_cv_.wait_until(lk, *deadline) == std::cv_status::timeout;
-            else
-                helper_cv_.wait(lk);
-        }
-        helpers_.fetch_sub(1, std::memory_order_relaxed);
-        lk.unlock();
-        if (timed_out) return ready();
-        // Woken for a new job but leaving: pass the wake-up on so the job is not left
-        // waiting until this worker is back in its loop.
-        if (ready() && maybe_jobs()) wake_for_jobs(1);
+// ---- waiting on a pool thread: run the awaited task if queued, else block compensated ----
+void PoolCore::run_awaited(StateBase* s) noexcept {
+    // Run the awaited task itself if it is still queued: fork-join recursion then nests
+    // only as deep as the program does. If it is among the newest jobs of this worker's own
+    // queue (the usual fork-join case), take it out and run it as a worker would; else claim
+    // it where it is (its node stays queued and is dropped when reached). Nothing else runs
+    // on this stack: an unrelated task could block this wait forever.
+    if (tls_worker_pool == this && tls_worker_index < nlocals_ &&
+        locals_[tls_worker_index].take(s)) {
+        run_job(s);  // consumes the queue's reference; the waiter holds its own
+    } else {
+        s->run_inline();
     }
 }
 
-bool PoolCore::help_until(const StateBase* s, std::optional<Clock::time_point> deadline) {
-    auto* ms = const_cast<StateBase*>(s);
-    // Run the awaited task itself if it is still queued: fork-join recursion then nests
-    // only as deep as the program does (helping with the queue's oldest job instead nests
-    // one frame per queued task and overflowed the stack in recursive Fibonacci). If it
-    // is among the newest jobs of this worker's own queue (the usual fork-join case), take
-    // it out and run it as a worker would; else claim it where it is (its node stays queued
-    // and is dropped when reached).
-    if (tls_worker_pool == this && locals_[tls_worker_index].take(ms)) {
-        run_job(ms);  // consumes the queue's reference; the waiter holds its own
-    } else {
-        ms->run_inline();
+bool PoolCore::start_spare_locked() noexcept {
+    try {
+        spares_.reserve(spares_.size() + 1);
+        spares_.emplace_back([this, k = spares_.size()] {
+            set_thread_name(options_.thread_name_prefix, "-s" + std::to_string(k));
+            tls_worker_pool = this;
+            tls_worker_index = nshards_ - 1;  // the spares' shard; no queue of its own
+            spare_main();
+        });
+    } catch (...) {
+        return false;  // no thread (resources exhausted): this wait stays uncompensated
     }
-    // The flag and make_ready()'s phase change are RMWs of one word: either it sees the
-    // flag (and notifies under m_, after we wait) or we see it ready.
-    return help_while([s] { return s->is_ready(); },
-                      [ms] { ms->word_.fetch_or(flag_helpers, std::memory_order_acq_rel); },
-                      deadline);
+    ++spare_starting_;
+    return true;
+}
+
+void PoolCore::begin_blocking() noexcept {
+    std::lock_guard lk(m_);
+    const std::ptrdiff_t blocked = blocked_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    // Licenses not covered yet by a running spare or one on its way.
+    const std::ptrdiff_t uncovered = blocked - spare_working_.load(std::memory_order_relaxed) -
+                                     spare_tokens_ - spare_starting_;
+    if (uncovered <= 0 || stop_) return;
+    if (spare_idle_ > 0) {
+        --spare_idle_;
+        ++spare_tokens_;
+        spare_cv_.notify_one();
+    } else if (spares_.size() < max_spares) {
+        (void)start_spare_locked();
+    }
+}
+
+void PoolCore::spare_main() noexcept {
+    std::unique_lock lk(m_);
+    --spare_starting_;
+    for (;;) {
+        if (stop_) return;
+        if (spare_working_.load(std::memory_order_relaxed) <
+            blocked_.load(std::memory_order_seq_cst)) {
+            spare_working_.fetch_add(1, std::memory_order_relaxed);
+            lk.unlock();
+            spare_work();  // gives the license back and returns with m_ held
+            lk = std::unique_lock<std::mutex>(m_, std::adopt_lock);
+            continue;
+        }
+        ++spare_idle_;
+        spare_cv_.wait(lk, [this] { return stop_ || spare_tokens_ > 0; });
+        if (spare_tokens_ > 0)
+            --spare_tokens_;
+        else
+            --spare_idle_;  // stop_: nobody claimed this spare
+    }
+}
+
+Job* PoolCore::next_job_spare() noexcept {
+    if (Job* j = pop()) return j;
+    for (std::size_t i = 0; i < nlocals_; ++i)
+        if (Job* j = locals_[i].pop_front()) return j;
+    return nullptr;
+}
+
+void PoolCore::spare_work() noexcept {
+    // Returns with m_ held, its license given back.
+    auto surplus = [this] {
+        return spare_working_.load(std::memory_order_relaxed) >
+               blocked_.load(std::memory_order_seq_cst);
+    };
+    for (;;) {
+        if (Job* j = next_job_spare()) {
+            run_job(j);
+            if (!surplus()) continue;
+        } else if (maybe_jobs()) {  // a producer is between its exchange and its link
+            std::this_thread::yield();
+            continue;
+        } else if (spin_until([&] { return maybe_jobs() || surplus(); }) && !surplus()) {
+            continue;
+        }
+        std::unique_lock lk(m_);
+        if (surplus() || stop_) {
+            spare_working_.fetch_sub(1, std::memory_order_relaxed);
+            lk.release();  // the caller (spare_main) goes on holding m_
+            return;
+        }
+        if (!maybe_jobs()) {
+            // Licensed but nothing to do: park as an idle worker (the same handshake).
+            idle_.fetch_add(1, std::memory_order_seq_cst);
+            if (queue_empty()) cv_.wait(lk);
+            idle_.fetch_sub(1, std::memory_order_relaxed);
+        }
+    }
 }
 
 bool PoolCore::help_while_not(bool (*done)(const void*) noexcept, const void* ctx,
                               std::optional<Clock::time_point> deadline) {
+    if (done(ctx)) return true;
+    if (spin_until([&] { return done(ctx); })) return true;
+    Blocking blocking;
     // Whoever makes done() true calls notify_helpers(), which takes m_.
-    return help_while([done, ctx] { return done(ctx); }, [] {}, deadline);
+    std::unique_lock lk(m_);
+    if (!deadline) {
+        helper_cv_.wait(lk, [&] { return done(ctx); });
+        return true;
+    }
+    return helper_cv_.wait_until(lk, *deadline, [&] { return done(ctx); });
 }
 
 void PoolCore::notify_helpers() noexcept {
@@ -668,8 +722,8 @@ void PoolCore::release_unit() noexcept {
 
 PoolCore::Counters& PoolCore::counters() noexcept {
     if (tls_worker_pool == this) return shards_[tls_worker_index];
-    if (tls_loop_pool == this) return shards_[nshards_ - 2];
-    return shards_[nshards_ - 1];
+    if (tls_loop_pool == this) return shards_[nshards_ - 3];
+    return shards_[nshards_ - 2];
 }
 
 PoolStats PoolCore::stats() const noexcept {
@@ -784,7 +838,9 @@ void PoolCore::join() {
         break;
     }
     cv_.notify_all();
+    spare_cv_.notify_all();
     for (auto& t : workers_) t.join();
+    for (auto& t : spares_) t.join();  // stop_ is set: nothing can start one any more
     loop_->guard.reset();
     loop_->thread.join();
     // Streams still linked (terminated, or stopped by shutdown(cancel_futures)): unlink them

@@ -169,9 +169,16 @@ bool StateBase::wait_until(std::optional<Clock::time_point> deadline) const {
             "waiting on the pool's callback thread for a result that has a callback would "
             "never finish: its callback needs this thread");
     }
-    if (PoolCore::current_worker_pool() == pool) return pool->help_until(this, deadline);
+    // On a worker of the pool, a wait without a deadline runs the awaited task itself if it
+    // is still queued. A timed wait never does: the task could run past the deadline.
+    if (!deadline && PoolCore::current_worker_pool() == pool) {
+        pool->run_awaited(const_cast<StateBase*>(this));
+        if (is_ready()) return true;
+    }
     // A short task finishes sooner than a futex sleep and wake-up: spin briefly first.
     if (spin_until([this] { return is_ready(); })) return true;
+    // On a thread of any pool, a spare thread keeps that pool's parallelism meanwhile.
+    PoolCore::Blocking blocking;
 
     auto& word = const_cast<std::atomic<std::uint32_t>&>(word_);
     Stripe& st = stripe_for(this);

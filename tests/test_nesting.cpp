@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <latch>
 #include <stdexcept>
 #include <tuple>
@@ -194,4 +195,124 @@ BOOST_AUTO_TEST_CASE(fork_join_recursion_nests_about_as_deep_as_the_program,
     fib_max_depth = 0;
     BOOST_TEST(pool.apply(DepthFib{&pool}, std::tuple{20}) == fib_plain(20));
     BOOST_TEST(fib_max_depth.load() <= 4 * 20);
+}
+
+// Issue 11 item 3: a waiting worker runs only the task it waits for (if still queued),
+// never unrelated work that could block it. Two workers: W0 runs B; A on W1 waits for B;
+// C, queued after A, blocks until A has passed its get(). Running C inside A's wait (the old
+// helping design) hangs A; Python finishes, and so must pypool (a spare thread runs C).
+BOOST_AUTO_TEST_CASE(a_waiting_worker_does_not_run_a_task_that_waits_for_it,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    std::promise<void> b_started_p, c_started_p, a_passed_p;
+    auto b_started = b_started_p.get_future();
+    std::shared_future<void> c_started = c_started_p.get_future().share();
+    std::shared_future<void> a_passed = a_passed_p.get_future().share();
+    auto b = pool.apply_async([&, c_started] {
+        b_started_p.set_value();
+        return c_started.wait_for(10s) == std::future_status::ready;  // B ends once C runs
+    });
+    b_started.wait();
+    std::promise<void> a_started_p;
+    auto a_started = a_started_p.get_future();
+    auto a = pool.apply_async([&] {
+        a_started_p.set_value();
+        const bool v = b.get();
+        a_passed_p.set_value();
+        return v;
+    });
+    a_started.wait();
+    auto c = pool.apply_async([&, a_passed] {
+        c_started_p.set_value();
+        return a_passed.wait_for(10s) == std::future_status::ready;
+    });
+    BOOST_TEST(c.get());  // false: C ran inside A's wait and waited for A in vain
+    BOOST_TEST(a.get());
+    BOOST_TEST(pool.size() == 2U);  // a spare thread does not change the pool's size
+}
+
+// Every worker blocks in a wait (a timed one never runs the awaited task itself) while the
+// awaited task is queued: spare threads run it.
+BOOST_AUTO_TEST_CASE(all_workers_blocked_in_waits_are_compensated, *utf::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    std::latch both_running(2);
+    std::promise<AsyncResult<int>> late_p;
+    std::shared_future<AsyncResult<int>> late = late_p.get_future().share();
+    std::vector<AsyncResult<int>> outer;
+    for (int i = 0; i < 2; ++i) {
+        outer.push_back(pool.apply_async([&both_running, late] {
+            both_running.arrive_and_wait();
+            return late.get().get(30s);
+        }));
+    }
+    both_running.wait();
+    late_p.set_value(pool.apply_async([] { return 7; }));
+    BOOST_TEST(outer[0].get() + outer[1].get() == 14);
+    BOOST_TEST(pool.size() == 2U);
+}
+
+namespace {
+// Runs wait(timeout) on a worker while an unrelated long task (up to 5 s, until the test
+// ends) sits queued on that worker and another long one is the awaited task: returns the
+// wait's duration in milliseconds.
+template <class Wait>
+long timed_wait_on_a_worker(Wait wait) {
+    pypool::ThreadPool pool(2);
+    std::promise<void> release_p;
+    std::shared_future<void> release = release_p.get_future().share();
+    auto r = pool.apply_async([&pool, &wait, release] {
+        auto long_task = [release] { (void)release.wait_for(5s); };
+        auto unrelated = pool.apply_async(long_task);      // queued on this worker
+        auto awaited = pool.apply_async([release] {        // queued too: run inline it
+            (void)release.wait_for(5s);                      // would overrun the deadline
+            return 1;
+        });
+        const auto t0 = std::chrono::steady_clock::now();
+        wait(pool, awaited, release);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0)
+            .count();
+    });
+    const long ms = r.get();
+    release_p.set_value();
+    pool.close();
+    pool.join();
+    return static_cast<long>(ms);
+}
+}  // namespace
+
+// Issue 11 item 2: a timed wait on a worker returns within a few milliseconds of its
+// deadline: it runs no other task meanwhile, and not the awaited one either.
+BOOST_AUTO_TEST_CASE(a_timed_get_on_a_worker_returns_at_its_deadline, *utf::timeout(60)) {
+    const long ms = timed_wait_on_a_worker([](pypool::ThreadPool&, AsyncResult<int>& a, auto) {
+        BOOST_CHECK_THROW((void)a.get(20ms), pypool::TimeoutError);
+    });
+    BOOST_TEST(ms >= 20);
+    BOOST_TEST(ms < 1000);  // the old helping wait ran a 5 s task first
+}
+
+BOOST_AUTO_TEST_CASE(a_timed_wait_for_many_on_a_worker_returns_at_its_deadline,
+                     *utf::timeout(60)) {
+    const long ms = timed_wait_on_a_worker([](pypool::ThreadPool&, AsyncResult<int>& a, auto) {
+        auto w = pypool::wait({a}, 20ms);
+        BOOST_TEST(w.done.empty());
+    });
+    BOOST_TEST(ms >= 20);
+    BOOST_TEST(ms < 1000);
+}
+
+BOOST_AUTO_TEST_CASE(a_timed_imap_next_on_a_worker_returns_at_its_deadline,
+                     *utf::timeout(60)) {
+    const long ms = timed_wait_on_a_worker(
+        [](pypool::ThreadPool& pool, AsyncResult<int>&, std::shared_future<void> release) {
+            auto it = pool.imap(
+                [release](int x) {
+                    (void)release.wait_for(5s);
+                    return x;
+                },
+                std::vector<int>{1});
+            BOOST_CHECK_THROW((void)it.next(20ms), pypool::TimeoutError);
+        });
+    BOOST_TEST(ms >= 20);
+    BOOST_TEST(ms < 1000);
 }

@@ -38,8 +38,8 @@ public:
     /// Index (into the input) of the k-th state to become ready; k < ready_count().
     std::size_t ready_at(std::size_t k) const noexcept { return order_[k]; }
     /// Blocks until ready_count() > seen or the deadline passes (none: no deadline; one
-    /// already past only checks); returns ready_count(). On a worker of a pool owning one
-    /// of the states it runs that pool's queued jobs meanwhile. Throws DeadlockError where
+    /// already past only checks); returns ready_count(). On a pool thread it runs nothing
+    /// meanwhile; a spare thread keeps that pool's parallelism. Throws DeadlockError where
     /// it would block on a pool's callback thread while an unfinished state needs that
     /// thread (it has a callback or error_callback).
     std::size_t wait_beyond(std::size_t seen, std::optional<Clock::time_point> deadline);
@@ -62,8 +62,6 @@ private:
     std::vector<PoolCore*> pools_;  // distinct pools of the states unfinished at the start
     std::mutex m_;
     std::condition_variable cv_;
-    PoolCore* helping_ = nullptr;  // guarded by m_: set while a worker of this pool waits
-                                   // here helping; it is woken by its notify_helpers()
 };
 
 }  // namespace pypool::detail

@@ -131,17 +131,48 @@ public:
     /// The pool whose callback thread is the calling thread, or nullptr.
     static PoolCore* current_loop_pool() noexcept;
 
-    // ---- waiting helpers --------------------------------------------------------------
-    /// On a worker of this pool: run queued jobs until s is ready or the deadline. The
-    /// caller holds a reference to s.
-    bool help_until(const StateBase* s, std::optional<Clock::time_point> deadline);
-    /// On a worker of this pool: run queued jobs until done(ctx) or the deadline; true if
-    /// done(ctx). done is called with and without the pool's lock (it must not lock
-    /// anything: an atomic read); whoever makes it true must then call notify_helpers()
-    /// (used by pypool::wait/as_completed and imap).
+    // ---- waiting on a pool thread ---------------------------------------------------------
+    // A waiting worker never runs unrelated work on its stack (that work could block it
+    // forever, issue 11 item 3). It runs the awaited task itself when that is still queued
+    // (and the wait has no deadline), then blocks; while it blocks a spare thread
+    // (compensation, as in Java's ForkJoinPool) keeps the pool's parallelism.
+    /// On a worker of this pool waiting without a deadline: runs s itself if it is still
+    /// queued (taken out of this worker's own queue, or claimed where it is). The caller
+    /// holds a reference to s.
+    void run_awaited(StateBase* s) noexcept;
+    /// The calling thread of this pool (a worker or a spare) is about to block in a wait:
+    /// wakes or starts a spare thread so that size() threads keep running jobs (at most
+    /// max_spares spares; beyond that, or if no thread can be started, it blocks
+    /// uncompensated). Pair with end_blocking() (class Blocking does).
+    void begin_blocking() noexcept;
+    /// The blocked thread resumes; a spare that is now surplus retires after its job.
+    void end_blocking() noexcept { blocked_.fetch_sub(1, std::memory_order_seq_cst); }
+    /// begin_blocking() on the calling thread's pool if it is a pool thread (of any pool),
+    /// end_blocking() at the end of the scope.
+    class Blocking {
+    public:
+        Blocking() noexcept : p_(current_worker_pool()) {
+            if (p_) p_->begin_blocking();
+        }
+        ~Blocking() {
+            if (p_) p_->end_blocking();
+        }
+        Blocking(const Blocking&) = delete;
+        Blocking& operator=(const Blocking&) = delete;
+
+    private:
+        PoolCore* p_;
+    };
+    /// The most spare threads a pool starts (threads blocked beyond that many are not
+    /// compensated). Spares are kept (parked) until join().
+    static constexpr std::size_t max_spares = 256;
+    /// On a thread of this pool: block (compensated) until done(ctx) or the deadline; true
+    /// if done(ctx). Runs no job meanwhile. done is called under the pool's lock (it must
+    /// not lock anything: an atomic read); whoever makes it true must then call
+    /// notify_helpers() (used by imap).
     bool help_while_not(bool (*done)(const void* ctx) noexcept, const void* ctx,
                         std::optional<Clock::time_point> deadline);
-    /// Wakes workers helping in help_until (s got flag_helpers).
+    /// Wakes threads blocked in help_while_not.
     void notify_helpers() noexcept;
 
     // ---- accounting -------------------------------------------------------------------
@@ -209,22 +240,33 @@ private:
     bool accepts_locked() const noexcept;
     void drain_streams();
     bool undrained_stream_locked() const noexcept;
-    /// A waiting worker's loop (help_until, help_while_not): runs queued jobs until ready()
-    /// or the deadline, parking on helper_cv_ when there are none; true if ready().
-    template <class Ready, class BeforePark>
-    bool help_while(Ready&& ready, BeforePark&& before_park,
-                    const std::optional<Clock::time_point>& deadline);
+    /// A spare thread's life: runs jobs while blocked threads need it, parks otherwise.
+    void spare_main() noexcept;
+    /// A licensed spare runs jobs until it is surplus (or the pool stops).
+    void spare_work() noexcept;
+    /// The next job for a spare: the shared queue, then stealing from workers' queues.
+    Job* next_job_spare() noexcept;
+    /// Starts one spare thread (m_ held); false if the thread could not be started.
+    bool start_spare_locked() noexcept;
     /// The loop's handler for the batch of completions (see post_callbacks).
     void drain_completions() noexcept;
 
     PoolOptions options_;
     mutable std::mutex m_;             // lifecycle, parking, join
     std::condition_variable cv_;       // idle workers park here
-    std::condition_variable helper_cv_;  // workers waiting for a result (help_until) park here
+    std::condition_variable helper_cv_;  // pool threads in help_while_not park here
+    std::condition_variable spare_cv_;   // spare threads without a license park here
     std::condition_variable join_cv_;  // join() waits for active_ == 0
     // Parked (or about to park) threads; changed under m_, read by producers without it.
     std::atomic<std::size_t> idle_{0};     // idle workers on cv_
-    std::atomic<std::size_t> helpers_{0};  // helping workers on helper_cv_
+    // Compensation: blocked_ pool threads wait in a pypool wait; as many spares run jobs
+    // (spare_working_, the licensed ones). blocked_ grows under m_ and shrinks anywhere.
+    std::atomic<std::ptrdiff_t> blocked_{0};
+    std::atomic<std::ptrdiff_t> spare_working_{0};  // changed under m_
+    std::ptrdiff_t spare_idle_ = 0;      // spares parked on spare_cv_, not yet woken (m_)
+    std::ptrdiff_t spare_tokens_ = 0;    // wake-ups handed to parked spares (m_)
+    std::ptrdiff_t spare_starting_ = 0;  // spares started, not yet in their loop (m_)
+    std::vector<std::thread> spares_;    // guarded by m_; joined by join()
     bool stop_ = false;                // workers exit when the queue is empty, guarded by m_
     bool loop_closed_ = false;         // no more loop posts, guarded by m_
     std::atomic<PoolState> state_{PoolState::run};
@@ -241,7 +283,8 @@ private:
     };
     /// The calling thread's shard of this pool's counters.
     Counters& counters() noexcept;
-    std::unique_ptr<Counters[]> shards_;  // [0, n): workers, n: the loop, n + 1: other threads
+    // [0, n): workers, n: the loop, n + 1: other threads, n + 2: spare threads
+    std::unique_ptr<Counters[]> shards_;
     std::size_t nshards_ = 0;
 
     /// A worker's own queue: the jobs its thread submits. The owner pushes and pops at the
