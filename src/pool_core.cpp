@@ -582,22 +582,14 @@ void PoolCore::loop_handler_done() noexcept {
     release_unit();
 }
 
-void PoolCore::post_callbacks(StateBase* s, bool link_free) noexcept {
+void PoolCore::post_callbacks(StateBase* s) noexcept {
     s->add_ref();
     counters().callbacks.fetch_add(1, std::memory_order_relaxed);
-    if (!link_free) {  // s->next_ may still link a queue: one Asio post for s alone
-        boost::asio::post(loop_->ioc, [this, s] {
-            s->run_callbacks();  // makes s ready; its unit is released there
-            counters().callbacks.fetch_sub(1, std::memory_order_relaxed);
-            s->release();
-        });
-        return;
-    }
     // Push s on the completion stack; only the push onto an empty stack (no handler
     // draining it) posts a handler, so a burst of completions costs one Asio post.
-    Job* old = completions_.load(std::memory_order_relaxed);
+    StateBase* old = completions_.load(std::memory_order_relaxed);
     do {
-        s->next_ = old == loop_busy() ? nullptr : old;
+        s->loop_next_ = old == loop_busy() ? nullptr : old;
     } while (!completions_.compare_exchange_weak(old, s, std::memory_order_release,
                                                  std::memory_order_relaxed));
     if (old == nullptr) boost::asio::post(loop_->ioc, [this] { drain_completions(); });
@@ -606,7 +598,7 @@ void PoolCore::post_callbacks(StateBase* s, bool link_free) noexcept {
 void PoolCore::drain_completions() noexcept {
     Counters& c = counters();
     for (;;) {
-        Job* list = completions_.exchange(loop_busy(), std::memory_order_acquire);
+        StateBase* list = completions_.exchange(loop_busy(), std::memory_order_acquire);
         if (list == loop_busy()) {
             // Nothing new: wait briefly for more (a burst usually goes on), then stop
             // draining; a completion pushed after that posts a new handler.
@@ -614,18 +606,18 @@ void PoolCore::drain_completions() noexcept {
                                            loop_busy(); },
                            64, 4))
                 continue;
-            Job* expected = loop_busy();
+            StateBase* expected = loop_busy();
             if (completions_.compare_exchange_strong(expected, nullptr,
                                                      std::memory_order_acq_rel))
                 return;
             continue;
         }
         // the stack holds the newest first: run them oldest first
-        Job* fifo = reverse_list(list, &Job::next_);
+        StateBase* fifo = reverse_list(list, &StateBase::loop_next_);
         while (fifo) {
-            auto* s = static_cast<StateBase*>(fifo);
-            fifo = fifo->next_;
-            s->next_ = nullptr;
+            StateBase* s = fifo;
+            fifo = fifo->loop_next_;
+            s->loop_next_ = nullptr;
             s->run_callbacks();  // makes s ready; its unit is released there
             c.callbacks.fetch_sub(1, std::memory_order_relaxed);
             s->release();

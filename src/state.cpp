@@ -63,13 +63,13 @@ void StateBase::set_outcome(std::uint32_t outcome) noexcept {
     }
 }
 
-void StateBase::finish(std::uint32_t outcome, bool link_free) noexcept {
+void StateBase::finish(std::uint32_t outcome) noexcept {
     const std::uint32_t w = word_.load(std::memory_order_relaxed);
     const bool via_loop =
         outcome == outcome_value ? (w & flag_callback) != 0 : (w & flag_error_callback) != 0;
     if (via_loop) {
         set_phase_outcome(word_, phase_completing, outcome);
-        pool_->post_callbacks(this, link_free);
+        pool_->post_callbacks(this);
     } else {
         set_outcome(outcome);
         make_ready();

@@ -636,3 +636,87 @@ BOOST_AUTO_TEST_CASE(close_from_a_callback_works, *utf::timeout(60)) {
     BOOST_CHECK_THROW(pool.apply_async([] {}), pypool::ValueError);
     pool.join();
 }
+
+// Issue 11 item 7: every completion that needs the callback thread (a task's, a map's, a
+// cancellation's with an error_callback, one run inline by a waiting worker) takes the
+// same path there, so callbacks run in completion order. X's callback holds the loop until
+// D (no callback, queued last on the one worker) starts: by then the others completed.
+namespace {
+struct OrderProbe {
+    std::vector<std::string> order;  // touched on the callback thread only
+    std::promise<void> d_started_p;
+    std::shared_future<void> d_started = d_started_p.get_future().share();
+    pypool::Callbacks<int> named(const char* name) {
+        return {.callback = [this, name](const int&) { order.emplace_back(name); },
+                .error_callback = [this, name](std::exception_ptr) { order.emplace_back(name); }};
+    }
+    std::promise<void> x_running_p;
+    pypool::Callbacks<int> holding_x() {
+        return {.callback = [this](const int&) {
+            order.emplace_back("X");
+            x_running_p.set_value();
+            (void)d_started.wait_for(10s);
+        }};
+    }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_map_completion_gets_its_callback_in_completion_order, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    OrderProbe p;
+    auto x = pool.apply_async([] { return 0; }, std::tuple{}, p.holding_x());
+    auto m = pool.map_async([](int v) { return v; }, std::vector<int>{1, 2},
+                            {.chunksize = 2, .callback = [&](const std::vector<int>&) {
+                                 p.order.emplace_back("M");
+                             }});
+    auto b = pool.apply_async([] { return 0; }, std::tuple{}, p.named("B"));
+    auto d = pool.apply_async([&] { p.d_started_p.set_value(); });
+    (void)m.get();
+    (void)b.get();
+    d.get();
+    pool.close();
+    pool.join();
+    BOOST_TEST((p.order == std::vector<std::string>{"X", "M", "B"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_cancellation_gets_its_error_callback_in_completion_order,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    OrderProbe p;
+    std::promise<void> release_k;
+    std::shared_future<void> k_gate = release_k.get_future().share();
+    auto x = pool.apply_async([] { return 0; }, std::tuple{}, p.holding_x());
+    auto k = pool.apply_async([k_gate] { (void)k_gate.wait_for(10s); });
+    auto c = pool.apply_async([] { return 0; }, std::tuple{}, p.named("C"));
+    auto b = pool.apply_async([] { return 0; }, std::tuple{}, p.named("B"));
+    auto d = pool.apply_async([&] { p.d_started_p.set_value(); });
+    p.x_running_p.get_future().wait();  // X completed first
+    BOOST_TEST(c.cancel());
+    release_k.set_value();
+    (void)b.get();
+    d.get();
+    pool.close();
+    pool.join();
+    BOOST_TEST((p.order == std::vector<std::string>{"X", "C", "B"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_task_run_inline_by_a_waiting_worker_gets_its_callback_in_order,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    OrderProbe p;
+    auto x = pool.apply_async([] { return 0; }, std::tuple{}, p.holding_x());
+    auto w = pool.apply_async([&] {
+        auto s = pool.apply_async([] { return 0; }, std::tuple{}, p.named("S"));
+        std::vector<AsyncResult<void>> fillers;  // S is no longer among the newest jobs:
+        for (int i = 0; i < 9; ++i) fillers.push_back(pool.apply_async([] {}));  // claimed
+        return s.get();  // runs S here (its node stays queued), then waits for its callback
+    });
+    auto b = pool.apply_async([] { return 0; }, std::tuple{}, p.named("B"));  // on a spare
+    auto d = pool.apply_async([&] { p.d_started_p.set_value(); });
+    (void)w.get();
+    (void)b.get();
+    d.get();
+    pool.close();
+    pool.join();
+    BOOST_TEST((p.order == std::vector<std::string>{"X", "S", "B"}));
+}

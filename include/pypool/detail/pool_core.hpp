@@ -77,10 +77,11 @@ public:
     void acquire_unit();
 
     // ---- the callback loop ---------------------------------------------------------
-    /// Posts s->run_callbacks() to the loop; the caller holds a unit (s not ready).
-    /// link_free: s->next_ is not in use (s is in no queue), so s joins the loop's batch
-    /// of completions through it instead of costing an Asio post of its own.
-    void post_callbacks(StateBase* s, bool link_free = false) noexcept;
+    /// Queues s->run_callbacks() on the loop; the caller holds a unit (s not ready). Every
+    /// completion that needs the loop (a task's, a map's, a cancellation's, one run inline
+    /// by a waiting worker) joins one stack linked through s->loop_next_, so callbacks run
+    /// in completion order; a burst costs one Asio post. Allocates nothing.
+    void post_callbacks(StateBase* s) noexcept;
     /// Posts fn to the loop while the caller holds a unit of work.
     void post_loop(Function<void()> fn) noexcept;
     /// Posts fn to the loop if it still runs; false (fn untouched) once join() finished.
@@ -317,10 +318,12 @@ private:
     alignas(64) std::atomic<Job*> qhead_{&stub_};  // written under pop_m_ only
     std::mutex pop_m_;
 
-    // Completions whose callbacks the loop runs: a stack linked through Job::next_, drained
+    // Completions whose callbacks the loop runs: a stack linked through loop_next_, drained
     // by one posted handler at a time; loop_busy() while that handler runs.
-    alignas(64) std::atomic<Job*> completions_{nullptr};
-    Job* loop_busy() noexcept { return &stub_; }  // a marker, never linked as a completion
+    alignas(64) std::atomic<StateBase*> completions_{nullptr};
+    static StateBase* loop_busy() noexcept {  // a marker, never linked as a completion
+        return reinterpret_cast<StateBase*>(alignof(StateBase));
+    }
 
     std::vector<std::thread> workers_;
     std::unique_ptr<Loop> loop_;

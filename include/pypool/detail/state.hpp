@@ -87,8 +87,8 @@ public:
     /// Pending -> running; false if it was cancelled first.
     bool try_start() noexcept;
     /// Stores the outcome of a run, then completes: through the loop if a callback must
-    /// run, else at once. The caller holds a reference. link_free: see post_callbacks.
-    void finish(std::uint32_t outcome, bool link_free = false) noexcept;
+    /// run, else at once. The caller holds a reference.
+    void finish(std::uint32_t outcome) noexcept;
     /// Pending -> cancelled, completing through the loop if an error_callback must run.
     /// True if it is cancelled (now or before). The caller holds a reference.
     virtual bool cancel() noexcept;
@@ -138,6 +138,7 @@ protected:
     std::exception_ptr error_;
     std::vector<Function<void()>>* done_callbacks_ = nullptr;  // guarded by the stripe lock
     CompletionListener* listeners_ = nullptr;                  // guarded by the stripe lock
+    StateBase* loop_next_ = nullptr;  // the loop's completion stack (PoolCore::post_callbacks)
 
     friend class PoolCore;
 };

@@ -39,7 +39,7 @@ public:
             this->release();
             return;
         }
-        execute(true);  // popped from the queue: next_ is free
+        execute();
         this->release();
     }
 
@@ -47,7 +47,7 @@ public:
     /// (the queue's node stays; its run() then finds the task started and only releases).
     bool run_inline() noexcept override {
         if (!this->try_start()) return false;
-        execute(false);  // next_ still links the queue
+        execute();
         return true;
     }
 
@@ -74,7 +74,7 @@ private:
         }
     }
 
-    void execute(bool link_free) noexcept {
+    void execute() noexcept {
         PoolCore* pool = this->pool_;
         pool->note_started();
         std::uint32_t outcome = outcome_value;
@@ -91,7 +91,7 @@ private:
         }
         payload_.reset();  // the pool keeps no reference to the arguments
         pool->note_ran();
-        this->finish(outcome, link_free);
+        this->finish(outcome);
     }
 
     struct Payload {
