@@ -237,3 +237,68 @@ BOOST_AUTO_TEST_CASE(counters_balance_after_many_mixed_tasks, *utf::timeout(60))
     BOOST_TEST(s.running == 0U);
     BOOST_TEST(s.callbacks_pending == 0U);
 }
+
+// Issue 11 item 9: at rest stats() is what is there. Cancelled work leaves `queued` at
+// once, not when a worker reaches its nodes.
+BOOST_AUTO_TEST_CASE(an_abandoned_imap_leaves_queued_at_once, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Occupier busy(pool, 1);  // the chunks stay queued behind it
+    {
+        auto it = pool.imap([](int x) { return x; }, std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
+        BOOST_TEST(pool.stats().queued > 0U);
+    }  // destroyed early: its queued chunks are cancelled
+    const auto s = pool.stats();
+    BOOST_TEST(s.queued == 0U);
+    BOOST_TEST(s.running == 1U);
+    busy.release();
+    pool.close();
+    pool.join();
+    const auto e = pool.stats();
+    BOOST_TEST(e.queued == 0U);
+    BOOST_TEST(e.completed + e.failed + e.cancelled == e.submitted);
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_map_leaves_queued_at_once, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Occupier busy(pool, 1);
+    auto m = pool.map_async([](int x) { return x; }, std::vector<int>{1, 2, 3, 4}, {.chunksize = 1});
+    BOOST_TEST(pool.stats().queued == 4U);
+    BOOST_TEST(m.cancel());
+    const auto s = pool.stats();
+    BOOST_TEST(s.queued == 0U);
+    BOOST_TEST(s.cancelled == 4U);  // one per chunk, as terminate() counts them
+    busy.release();
+    pool.close();
+    pool.join();
+    const auto e = pool.stats();
+    BOOST_TEST(e.queued == 0U);
+    BOOST_TEST(e.cancelled == 4U);
+    BOOST_TEST(e.completed + e.failed + e.cancelled == e.submitted);
+}
+
+// Completions waiting for the callback thread behind a running callback count as pending:
+// a task's, a map's and a cancellation's with an error_callback.
+BOOST_AUTO_TEST_CASE(completions_queued_behind_a_running_callback_count_as_pending,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::latch callback_started(1), callback_release(1);
+    auto holder = pool.apply_async([] {}, std::tuple{}, {.callback = [&] {
+                                       callback_started.count_down();
+                                       callback_release.wait();
+                                   }});
+    callback_started.wait();
+    std::latch gate(1);
+    auto k = pool.apply_async([&] { gate.wait(); });
+    auto c = pool.apply_async([] {}, std::tuple{}, {.error_callback = [](std::exception_ptr) {}});
+    auto b = pool.apply_async([] { return 1; }, std::tuple{}, {.callback = [](const int&) {}});
+    auto m = pool.map_async([](int x) { return x; }, std::vector<int>{1},
+                            {.callback = [](const std::vector<int>&) {}});
+    BOOST_TEST(c.cancel());
+    gate.count_down();
+    pool.apply_async([] {}).get();  // after b and m finished on the one worker
+    BOOST_TEST(pool.stats().callbacks_pending == 4U);  // holder's, c's, b's, m's
+    callback_release.count_down();
+    pool.close();
+    pool.join();
+    BOOST_TEST(pool.stats().callbacks_pending == 0U);
+}

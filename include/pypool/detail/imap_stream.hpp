@@ -177,8 +177,9 @@ public:
                 bool running = false;
                 for (Chunk* c = head_; c; c = c->all_next_) {
                     std::uint8_t e = 0;
-                    if (!c->status_.compare_exchange_strong(e, 2, std::memory_order_acq_rel) &&
-                        e == 1 && !c->done_)
+                    if (c->status_.compare_exchange_strong(e, 2, std::memory_order_acq_rel))
+                        pool_->note_cancelled();  // leaves `queued` now (units keep the pool)
+                    else if (e == 1 && !c->done_)
                         running = true;
                 }
                 if (!running && !reading_) break;
@@ -249,7 +250,6 @@ public:
             cv_.notify_all();
         }
         if (helper_waiting_.load(std::memory_order_seq_cst)) pool->notify_helpers();
-        if (!ran) pool->note_cancelled();
         pool->release_unit();
         release();
     }
@@ -558,7 +558,9 @@ class ImapStream final : public ImapStreamBase<Item> {
             s->chunk_finished(this, true);
         }
         void discard() noexcept override {
-            this->status_.store(2, std::memory_order_release);
+            // counted unless the iterator's destruction cancelled (and counted) it first
+            if (this->status_.exchange(2, std::memory_order_acq_rel) == 0)
+                static_cast<ImapStream*>(this->stream_)->pool_->note_cancelled();
             this->stream_->chunk_finished(this, false);
         }
     };

@@ -136,8 +136,10 @@ public:
                 break;
         }
         set_cancelled_error();
-        // Chunks still hold units, so the pool outlives this; they count themselves as
-        // cancelled when a worker (or terminate()) reaches them.
+        // No chunk started, so all are queued: they leave `queued` now (the worker or
+        // terminate() that reaches one counts nothing). Chunks still hold units, so the
+        // pool outlives this.
+        this->pool_->note_cancelled(nchunks_);
         if (w & flag_error_callback)
             this->pool_->post_callbacks(this);
         else
@@ -178,8 +180,7 @@ private:
         bool run = (w & outcome_mask) != outcome_cancelled;
         if (run && (w & phase_mask) == phase_pending)  // the first chunk starts the map
             run = this->try_start() || (this->word() & outcome_mask) != outcome_cancelled;
-        if (!run) {
-            pool->note_cancelled();
+        if (!run) {  // counted by cancel()
             chunk_done(false, false);
             return;
         }
@@ -222,8 +223,10 @@ private:
 
     void discard_chunk() noexcept {
         // terminate()/shutdown(cancel_futures): cancels the whole map if nothing started.
-        if (!cancel()) partial_cancel_.store(true, std::memory_order_relaxed);
-        this->pool_->note_cancelled();
+        if (!cancel()) {  // cancel() counted every chunk; else only this one leaves
+            partial_cancel_.store(true, std::memory_order_relaxed);
+            this->pool_->note_cancelled();
+        }
         chunk_done(false, false);
     }
 

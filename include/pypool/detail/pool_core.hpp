@@ -189,10 +189,12 @@ public:
         c.running.fetch_add(1, std::memory_order_relaxed);
     }
     void note_ran() noexcept { counters().running.fetch_sub(1, std::memory_order_relaxed); }
-    void note_cancelled() noexcept {
+    /// n queued jobs were cancelled: counted when they are cancelled, not when a worker
+    /// reaches their nodes (which then counts nothing).
+    void note_cancelled(std::size_t n = 1) noexcept {
         Counters& c = counters();
-        c.queued.fetch_sub(1, std::memory_order_relaxed);
-        c.cancelled.fetch_add(1, std::memory_order_relaxed);
+        c.queued.fetch_sub(static_cast<std::ptrdiff_t>(n), std::memory_order_relaxed);
+        c.cancelled.fetch_add(static_cast<std::ptrdiff_t>(n), std::memory_order_relaxed);
     }
     void note_outcome(bool ok) noexcept {
         Counters& c = counters();
