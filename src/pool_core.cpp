@@ -43,10 +43,14 @@ std::mutex& registry_mutex() {
     static std::mutex m;
     return m;
 }
-std::unordered_set<const PoolCore*>& registry() {
-    static std::unordered_set<const PoolCore*> r;
+std::unordered_map<std::uint64_t, PoolCore*>& registry() {
+    static std::unordered_map<std::uint64_t, PoolCore*> r;
     return r;
 }
+
+namespace {
+std::atomic<std::uint64_t> next_pool_id{1};
+}  // namespace
 
 PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     const int n = resolve_processes(options_);
@@ -122,8 +126,9 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
         stop_all();
         throw;
     }
+    id_ = next_pool_id.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lk(registry_mutex());
-    registry().insert(this);
+    registry().emplace(id_, this);
 }
 
 PoolCore::~PoolCore() {
@@ -136,7 +141,7 @@ PoolCore::~PoolCore() {
     if (state() == PoolState::run) close();
     join();
     std::lock_guard lk(registry_mutex());
-    registry().erase(this);
+    registry().erase(id_);
 }
 
 // ---- thread identity -----------------------------------------------------------------

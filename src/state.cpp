@@ -111,6 +111,9 @@ void StateBase::make_ready() noexcept {
     const std::uint32_t before = word_.load(std::memory_order_relaxed);
     if ((before & outcome_mask) != outcome_cancelled && (before & flag_uncounted) == 0)
         pool->note_outcome((before & outcome_mask) == outcome_value);
+    // Once ready, the state may outlive its pool, and a new pool may be built at its
+    // address: add_done_callback asks the registry by id (published by the fetch_or).
+    pool_id_ = pool->id();
     const std::uint32_t old = word_.fetch_or(phase_ready, std::memory_order_acq_rel);
     if (old & flag_waiters) {
         Stripe& st = stripe_for(this);
@@ -207,7 +210,7 @@ void StateBase::add_done_callback(Function<void()> fn) {
             return;
         }
     }
-    if (with_live_pool(pool_, [&](PoolCore& p) { return p.try_post_loop(fn); })) return;
+    if (with_live_pool(pool_id_, [&](PoolCore& p) { return p.try_post_loop(fn); })) return;
     try {
         fn();  // the callback thread has finished: run at once on the calling thread
     } catch (...) {

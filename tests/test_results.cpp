@@ -10,6 +10,7 @@
 #include <future>
 #include <latch>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -673,4 +674,31 @@ BOOST_AUTO_TEST_CASE(future_is_an_alias_of_async_result, *utf::timeout(60)) {
     pypool::ThreadPool pool(1);
     pypool::Future<int> f = pool.submit([](int x) { return x + 1; }, 1);
     BOOST_TEST(f.result() == 2);
+}
+
+// Issue 11 item 1: whether a result's pool still runs is not decided by the pool's
+// address. A new pool built where the dead one was must not get the old result's done
+// callback: it runs at once on the calling thread.
+BOOST_AUTO_TEST_CASE(add_done_callback_after_the_pool_is_gone_ignores_a_new_pool_at_its_address,
+                     *utf::timeout(60)) {
+    std::optional<pypool::ThreadPool> pool;
+    int same_address = 0;
+    for (int round = 0; round < 20; ++round) {
+        pool.emplace(1);
+        const void* old_address = &*pool;
+        AsyncResult<int> r = pool->submit([] { return 1; });
+        BOOST_TEST(r.result() == 1);
+        pool.reset();
+        pool.emplace(1);  // most likely at the same address
+        same_address += &*pool == old_address ? 1 : 0;
+        const auto caller = std::this_thread::get_id();
+        bool ran_here = false;
+        r.add_done_callback([&](const AsyncResult<int>&) {
+            ran_here = std::this_thread::get_id() == caller;
+        });
+        BOOST_TEST(ran_here);  // ran inline, not on the new pool's callback thread later
+        pool->close();
+        pool->join();
+    }
+    BOOST_TEST_MESSAGE("new pool at the old address in " << same_address << " of 20 rounds");
 }

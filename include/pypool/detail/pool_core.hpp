@@ -62,6 +62,8 @@ public:
     PoolCore& operator=(const PoolCore&) = delete;
 
     std::size_t size() const noexcept { return workers_.size(); }
+    /// This pool's id: unique in the process, never reused (unlike its address).
+    std::uint64_t id() const noexcept { return id_; }
 
     // ---- submission ---------------------------------------------------------------
     /// Accepts a job into the queue and takes ownership. Throws ValueError/RuntimeError
@@ -255,6 +257,7 @@ private:
     void drain_completions() noexcept;
 
     PoolOptions options_;
+    std::uint64_t id_ = 0;  // set once the pool runs; see id()
     mutable std::mutex m_;             // lifecycle, parking, join
     std::condition_variable cv_;       // idle workers park here
     std::condition_variable helper_cv_;  // pool threads in help_while_not park here

@@ -139,6 +139,7 @@ protected:
     std::vector<Function<void()>>* done_callbacks_ = nullptr;  // guarded by the stripe lock
     CompletionListener* listeners_ = nullptr;                  // guarded by the stripe lock
     StateBase* loop_next_ = nullptr;  // the loop's completion stack (PoolCore::post_callbacks)
+    std::uint64_t pool_id_ = 0;       // pool_->id(), written by make_ready() (for a ready state)
 
     friend class PoolCore;
 };
