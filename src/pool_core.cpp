@@ -28,6 +28,13 @@ namespace {
 PYPOOL_TLS_MODEL thread_local PoolCore* tls_worker_pool = nullptr;
 PYPOOL_TLS_MODEL thread_local PoolCore* tls_loop_pool = nullptr;
 PYPOOL_TLS_MODEL thread_local std::size_t tls_worker_index = 0;
+// The jobs running on this pool thread's stack, innermost first (a waiting worker runs the
+// awaited task inline): a blocked thread's frames say which tasks its wait holds up.
+struct RunFrame {
+    const Job* job;
+    const RunFrame* prev;
+};
+PYPOOL_TLS_MODEL thread_local const RunFrame* tls_frame = nullptr;
 
 int resolve_processes(const PoolOptions& o) {
     if (o.processes) {
@@ -412,10 +419,14 @@ void PoolCore::discard_all(Job* j) noexcept {
 }
 
 void PoolCore::run_job(Job* j) noexcept {
-    if (state_.load(std::memory_order_acquire) == PoolState::terminate)
+    if (state_.load(std::memory_order_acquire) == PoolState::terminate) {
         j->discard();  // linked after terminate() emptied the queue: it never runs
-    else
-        j->run();
+        return;
+    }
+    const RunFrame frame{j, tls_frame};
+    tls_frame = &frame;
+    j->run();
+    tls_frame = frame.prev;
 }
 
 // An idle worker first spins a few microseconds (a futex wake-up costs 10-20 us here),
@@ -450,8 +461,77 @@ void PoolCore::run_awaited(StateBase* s) noexcept {
         locals_[tls_worker_index].take(s)) {
         run_job(s);  // consumes the queue's reference; the waiter holds its own
     } else {
+        const RunFrame frame{s, tls_frame};
+        tls_frame = &frame;
         s->run_inline();
+        tls_frame = frame.prev;
     }
+}
+
+// ---- wait-for cycles through the callback thread --------------------------------------------
+bool PoolCore::loop_cycle_locked() const noexcept {
+    const StateBase* t = loop_wait_.load(std::memory_order_seq_cst);
+    const StateBase* cur = t;
+    // Each step follows one blocked thread; a chain longer than the records repeats itself.
+    for (std::size_t steps = 0; cur && steps <= nwaits_; ++steps) {
+        const std::uint32_t phase = cur->word_.load(std::memory_order_seq_cst) & phase_mask;
+        if (phase == phase_ready) return false;
+        if (phase == phase_completing && cur != t) return true;  // its callback needs the loop
+        const WaitRecord* holder = nullptr;
+        for (const WaitRecord* r = waits_; r && !holder; r = r->next) {
+            for (auto* f = static_cast<const RunFrame*>(r->frames); f; f = f->prev) {
+                if (f->job == static_cast<const Job*>(cur)) {
+                    holder = r;
+                    break;
+                }
+            }
+        }
+        if (!holder) return false;  // cur is queued, or runs on a thread that is not blocked
+        cur = holder->awaited;
+    }
+    return false;
+}
+
+void PoolCore::check_loop_cycle_locked() noexcept {
+    const StateBase* t = loop_wait_.load(std::memory_order_relaxed);
+    if (!t || loop_deadlock_.load(std::memory_order_relaxed) || !loop_cycle_locked()) return;
+    loop_deadlock_.store(true, std::memory_order_release);
+    StateBase::wake_stripe(t);  // t is alive: the loop holds it until loop_wait_end()
+}
+
+void PoolCore::enter_wait(WaitRecord& r, const StateBase* s) noexcept {
+    std::lock_guard lk(graph_m_);
+    r.awaited = s;
+    r.frames = tls_frame;
+    r.prev = nullptr;
+    r.next = waits_;
+    if (waits_) waits_->prev = &r;
+    waits_ = &r;
+    ++nwaits_;
+    check_loop_cycle_locked();
+}
+
+void PoolCore::leave_wait(WaitRecord& r) noexcept {
+    std::lock_guard lk(graph_m_);
+    if (r.prev)
+        r.prev->next = r.next;
+    else
+        waits_ = r.next;
+    if (r.next) r.next->prev = r.prev;
+    --nwaits_;
+}
+
+void PoolCore::loop_wait_begin(const StateBase* t) noexcept {
+    std::lock_guard lk(graph_m_);
+    loop_deadlock_.store(false, std::memory_order_relaxed);
+    loop_wait_.store(t, std::memory_order_seq_cst);
+    if (loop_cycle_locked()) loop_deadlock_.store(true, std::memory_order_release);
+}
+
+void PoolCore::loop_wait_end() noexcept {
+    std::lock_guard lk(graph_m_);
+    loop_wait_.store(nullptr, std::memory_order_relaxed);
+    loop_deadlock_.store(false, std::memory_order_relaxed);
 }
 
 bool PoolCore::start_spare_locked() noexcept {
@@ -588,6 +668,16 @@ void PoolCore::loop_handler_done() noexcept {
 }
 
 void PoolCore::post_callbacks(StateBase* s) noexcept {
+    // s is completing now. If a thread blocks on it while the callback thread waits, this
+    // may close a wait-for cycle through the loop (the fence pairs with loop_wait_begin's
+    // seq_cst store and read: one of the two sees the other).
+    if (s->word() & flag_waiters) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (loop_wait_.load(std::memory_order_seq_cst)) {
+            std::lock_guard lk(graph_m_);
+            check_loop_cycle_locked();
+        }
+    }
     s->add_ref();
     counters().callbacks.fetch_add(1, std::memory_order_relaxed);
     // Push s on the completion stack; only the push onto an empty stack (no handler

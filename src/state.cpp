@@ -184,10 +184,42 @@ bool StateBase::wait_until(std::optional<Clock::time_point> deadline) const {
     PoolCore::Blocking blocking;
 
     auto& word = const_cast<std::atomic<std::uint32_t>&>(word_);
+    // Untimed waits of this pool's threads on its results form the wait-for graph through
+    // the callback thread (PoolCore::enter_wait); flag_waiters goes first (post_callbacks
+    // looks at it).
+    const bool loop_wait = !deadline && pool->on_loop();
+    const bool graph_wait = !deadline && PoolCore::current_worker_pool() == pool;
+    PoolCore::WaitRecord record;
+    struct Leave {
+        PoolCore* pool;
+        PoolCore::WaitRecord* record;  // null: the loop's wait
+        bool active;
+        ~Leave() {
+            if (!active) return;
+            if (record)
+                pool->leave_wait(*record);
+            else
+                pool->loop_wait_end();
+        }
+    } leave{pool, graph_wait ? &record : nullptr, loop_wait || graph_wait};
+    if (leave.active) {
+        word.fetch_or(flag_waiters, std::memory_order_seq_cst);
+        if (graph_wait)
+            pool->enter_wait(record, this);
+        else
+            pool->loop_wait_begin(this);
+    }
+
     Stripe& st = stripe_for(this);
     std::unique_lock lk(st.m);
     word.fetch_or(flag_waiters, std::memory_order_acq_rel);
     while (!is_ready()) {
+        if (loop_wait && pool->loop_deadlocked()) {
+            throw DeadlockError(
+                "waiting on the pool's callback thread would never finish: the awaited task "
+                "waits (through pool threads) for a result whose callback is queued behind "
+                "this one");
+        }
         if (!deadline) {
             st.cv.wait(lk);
         } else if (st.cv.wait_until(lk, *deadline) == std::cv_status::timeout) {
@@ -195,6 +227,12 @@ bool StateBase::wait_until(std::optional<Clock::time_point> deadline) const {
         }
     }
     return true;
+}
+
+void StateBase::wake_stripe(const void* p) noexcept {
+    Stripe& st = stripe_for(p);
+    { std::lock_guard lk(st.m); }
+    st.cv.notify_all();
 }
 
 void StateBase::add_done_callback(Function<void()> fn) {

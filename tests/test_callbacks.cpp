@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <latch>
@@ -719,4 +720,57 @@ BOOST_AUTO_TEST_CASE(a_task_run_inline_by_a_waiting_worker_gets_its_callback_in_
     pool.close();
     pool.join();
     BOOST_TEST((p.order == std::vector<std::string>{"X", "S", "B"}));
+}
+
+// Issue 11 item 8: a callback waits (no timeout) for T, which has no callback; T waits for
+// R, whose callback is queued behind the waiting callback. Nobody can go on: the callback's
+// wait throws DeadlockError (the cycle is caught whichever wait or completion closes it),
+// and then everything finishes.
+namespace {
+std::string wait_in_a_callback_for_a_task_waiting_on(bool r_has_callback) {
+    pypool::ThreadPool pool(2);
+    std::promise<void> release_r_p;
+    std::shared_future<void> release_r = release_r_p.get_future().share();
+    std::atomic<bool> r_callback_ran{false};
+    pypool::Callbacks<int> r_cbs;
+    if (r_has_callback) r_cbs.callback = [&](const int&) { r_callback_ran = true; };
+    auto r = pool.apply_async([release_r] {
+        (void)release_r.wait_for(10s);
+        return 5;
+    }, std::tuple{}, std::move(r_cbs));
+    auto t = pool.apply_async([r] { return r.get() + 1; });  // blocks on R on a worker
+    std::promise<void> in_callback_p;
+    std::promise<std::string> outcome;
+    auto x = pool.apply_async([] { return 0; }, std::tuple{}, {.callback = [&](const int&) {
+        in_callback_p.set_value();
+        try {
+            outcome.set_value(t.get() == 6 ? "returned" : "wrong value");
+        } catch (const pypool::DeadlockError&) {
+            outcome.set_value("deadlock");
+        }
+    }});
+    in_callback_p.get_future().wait();  // X's callback runs: R's callback will queue behind
+    release_r_p.set_value();
+    auto f = outcome.get_future();
+    if (f.wait_for(20s) != std::future_status::ready) {
+        std::fputs("hang: the cycle through the callback thread was not caught\n", stderr);
+        std::abort();  // unreachable when fixed; a hang cannot be cleaned up
+    }
+    std::string result = f.get();
+    BOOST_TEST(t.get() == 6);  // everything finishes once the callback's wait gave up
+    BOOST_TEST(r_callback_ran.load() == r_has_callback);
+    pool.close();
+    pool.join();
+    return result;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_callback_waiting_on_a_task_that_waits_for_a_queued_callback_throws_deadlock_error,
+                     *utf::timeout(60)) {
+    BOOST_TEST(wait_in_a_callback_for_a_task_waiting_on(true) == "deadlock");
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_waiting_on_a_task_that_waits_for_a_result_without_callback_works,
+                     *utf::timeout(60)) {
+    BOOST_TEST(wait_in_a_callback_for_a_task_waiting_on(false) == "returned");
 }

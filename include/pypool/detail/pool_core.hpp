@@ -178,6 +178,29 @@ public:
     /// Wakes threads blocked in help_while_not.
     void notify_helpers() noexcept;
 
+    // ---- wait-for cycles through the callback thread (issue 11 item 8) -------------------
+    // The callback thread waits (no deadline) for a task T of this pool without callbacks;
+    // T runs on a pool thread blocked (no deadline) waiting for U; ...; the last awaited
+    // result's callback is queued on the loop (phase completing): nobody can ever go on.
+    // The graph is kept under graph_m_ only for such untimed waits; the callback thread's
+    // wait throws DeadlockError once the cycle exists (see loop_deadlocked()).
+    /// An untimed wait of a pool thread on a result of this pool (registered while it lasts).
+    struct WaitRecord {
+        const StateBase* awaited = nullptr;
+        const void* frames = nullptr;  // the jobs running on the waiting thread's stack
+        WaitRecord* next = nullptr;
+        WaitRecord* prev = nullptr;
+    };
+    /// The calling pool thread blocks (no deadline) for s; s has flag_waiters set already.
+    void enter_wait(WaitRecord& r, const StateBase* s) noexcept;
+    void leave_wait(WaitRecord& r) noexcept;
+    /// The callback thread blocks (no deadline) for t (a result of this pool without
+    /// callbacks; flag_waiters set); it parks on t's stripe.
+    void loop_wait_begin(const StateBase* t) noexcept;
+    void loop_wait_end() noexcept;
+    /// The callback thread's current wait closes a wait-for cycle: it must throw.
+    bool loop_deadlocked() const noexcept { return loop_deadlock_.load(std::memory_order_acquire); }
+
     // ---- accounting -------------------------------------------------------------------
     /// Releases one unit of work (safe from any thread).
     void release_unit() noexcept;
@@ -253,6 +276,10 @@ private:
     Job* next_job_spare() noexcept;
     /// Starts one spare thread (m_ held); false if the thread could not be started.
     bool start_spare_locked() noexcept;
+    /// A cycle through the loop exists now (graph_m_ held).
+    bool loop_cycle_locked() const noexcept;
+    /// If a cycle exists, marks the loop's wait deadlocked and wakes it (graph_m_ held).
+    void check_loop_cycle_locked() noexcept;
     /// The loop's handler for the batch of completions (see post_callbacks).
     void drain_completions() noexcept;
 
@@ -273,6 +300,12 @@ private:
     std::ptrdiff_t spare_tokens_ = 0;    // wake-ups handed to parked spares (m_)
     std::ptrdiff_t spare_starting_ = 0;  // spares started, not yet in their loop (m_)
     std::vector<std::thread> spares_;    // guarded by m_; joined by join()
+    // The wait-for graph through the loop (see enter_wait).
+    mutable std::mutex graph_m_;
+    WaitRecord* waits_ = nullptr;  // guarded by graph_m_
+    std::size_t nwaits_ = 0;       // guarded by graph_m_
+    std::atomic<const StateBase*> loop_wait_{nullptr};  // changed under graph_m_
+    std::atomic<bool> loop_deadlock_{false};             // changed under graph_m_
     bool stop_ = false;                // workers exit when the queue is empty, guarded by m_
     bool loop_closed_ = false;         // no more loop posts, guarded by m_
     std::atomic<PoolState> state_{PoolState::run};

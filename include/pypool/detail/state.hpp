@@ -115,6 +115,8 @@ public:
     virtual bool run_inline() noexcept { return false; }
     /// Calls the callback/error_callback on the loop thread, then make_ready().
     virtual void run_callbacks() noexcept;
+    /// Wakes the threads parked on the stripe of the state at address p.
+    static void wake_stripe(const void* p) noexcept;
     /// Exception to deliver for outcome (stored error, or a CancelledError).
     std::exception_ptr outcome_exception() const;
     /// Sets the outcome bits (used when a callback throws).
