@@ -534,6 +534,13 @@ void PoolCore::loop_wait_end() noexcept {
     loop_deadlock_.store(false, std::memory_order_relaxed);
 }
 
+// The most spare threads a pool starts; threads blocked beyond that many are not
+// compensated. Spares are kept (parked) until join(). A timed wait never runs the awaited
+// task itself, so fork-join written with timed waits blocks one thread per started inner
+// node (1,023 tasks of depth 10: up to 511): the bound is well above such trees, far below
+// what the system allows (a parked thread costs its stack's address space, little memory).
+constexpr std::size_t max_spares = 1024;
+
 bool PoolCore::start_spare_locked() noexcept {
     try {
         spares_.reserve(spares_.size() + 1);

@@ -146,7 +146,8 @@ public:
     /// The calling thread of this pool (a worker or a spare) is about to block in a wait:
     /// wakes or starts a spare thread so that size() threads keep running jobs (at most
     /// max_spares spares; beyond that, or if no thread can be started, it blocks
-    /// uncompensated). Pair with end_blocking() (class Blocking does).
+    /// uncompensated; see max_spares in src/pool_core.cpp). Pair with end_blocking() (class
+    /// Blocking does).
     void begin_blocking() noexcept;
     /// The blocked thread resumes; a spare that is now surplus retires after its job.
     void end_blocking() noexcept { blocked_.fetch_sub(1, std::memory_order_seq_cst); }
@@ -166,9 +167,6 @@ public:
     private:
         PoolCore* p_;
     };
-    /// The most spare threads a pool starts (threads blocked beyond that many are not
-    /// compensated). Spares are kept (parked) until join().
-    static constexpr std::size_t max_spares = 256;
     /// On a thread of this pool: block (compensated) until done(ctx) or the deadline; true
     /// if done(ctx). Runs no job meanwhile. done is called under the pool's lock (it must
     /// not lock anything: an atomic read); whoever makes it true must then call
