@@ -570,8 +570,10 @@ struct AsyncApplyInit {
         using Job = AsyncApplyJob<R, std::decay_t<F>, std::decay_t<Tuple>, std::decay_t<Handler>>;
         Job* j = Job::make(core, std::forward<Handler>(handler), std::forward<F>(f),
                            std::forward<Tuple>(args));
+        std::exception_ptr refused;
         try {
             core->submit(j);
+            return;
         } catch (...) {
             // The pool stopped after async_apply() checked it. Inside async_apply() (a
             // plain handler, use_future): async_apply() throws, nothing started. Deferred
@@ -581,8 +583,11 @@ struct AsyncApplyInit {
                 j->free();
                 throw;
             }
-            j->fail_deferred(std::current_exception());
+            refused = std::current_exception();
         }
+        // outside the handler block: this thread keeps no reference to the exception once
+        // it is handed over (the handler may drop the last one on another thread)
+        j->fail_deferred(std::move(refused));
     }
 };
 
