@@ -17,6 +17,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <latch>
 #include <memory>
@@ -519,6 +520,183 @@ BOOST_AUTO_TEST_CASE(async_apply_counts_as_task_in_stats, *utf::timeout(60)) {
     BOOST_TEST(s.submitted == 2u);
     BOOST_TEST(s.completed == 1u);
     BOOST_TEST(s.failed == 1u);
+}
+
+// ---- async_apply: a result whose move throws, a pool that stops during the call ------------
+
+namespace {
+
+// A result whose second move throws: the first one stores it in the job, the second hands
+// it over. Default-constructed ones (passed with an error) move freely.
+struct SecondMoveThrows {
+    int value = 0;
+    int moves = 0;
+    bool armed = false;
+    SecondMoveThrows() = default;
+    explicit SecondMoveThrows(int v) : value(v), armed(true) {}
+    SecondMoveThrows(SecondMoveThrows&& o) : value(o.value), moves(o.moves + 1), armed(o.armed) {
+        if (armed && moves >= 2) throw std::length_error("second move");
+    }
+    SecondMoveThrows& operator=(SecondMoveThrows&&) = delete;
+};
+
+std::string what_of(std::exception_ptr e) {
+    try {
+        if (e) std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    }
+    return "no exception";
+}
+
+// A completion token that defers the initiation until the returned function is called
+// with a handler (as use_awaitable does at co_await, or Asio's later `deferred`).
+struct lazy_t {};
+
+// A handler whose first move closes the pool: async_apply has checked the pool, the pool
+// stops before the job is submitted.
+struct ClosesPoolOnMove {
+    pypool::ThreadPool* pool;
+    std::atomic<int>* calls;
+    bool armed = true;
+    ClosesPoolOnMove(pypool::ThreadPool* p, std::atomic<int>* c) : pool(p), calls(c) {}
+    ClosesPoolOnMove(ClosesPoolOnMove&& o) noexcept : pool(o.pool), calls(o.calls), armed(false) {
+        if (std::exchange(o.armed, false)) pool->close();
+    }
+    void operator()(std::exception_ptr) { ++*calls; }
+};
+
+}  // namespace
+
+template <class Signature>
+struct boost::asio::async_result<lazy_t, Signature> {
+    template <class Initiation, class... InitArgs>
+    static auto initiate(Initiation init, lazy_t, InitArgs... args) {
+        return [init = std::move(init), ... args = std::move(args)](auto handler) mutable {
+            std::move(init)(std::move(handler), std::move(args)...);
+        };
+    }
+};
+
+BOOST_AUTO_TEST_CASE(async_apply_result_whose_move_throws_reaches_default_handler,
+                     *utf::timeout(60)) {
+    std::atomic<int> live{0}, ran{0};
+    {
+        pypool::ThreadPool pool(pypool::PoolOptions{.processes = 1, .thread_name_prefix = "mt"});
+        std::promise<std::tuple<std::string, std::string, bool>> out;
+        pypool::async_apply(pool, [] { return SecondMoveThrows(5); }, std::tuple{},
+                            [&, c = Counted(&live, &ran)](std::exception_ptr e, SecondMoveThrows v) {
+                                out.set_value({what_of(e), thread_name(), v.armed});
+                            });
+        auto fut = out.get_future();
+        BOOST_REQUIRE(fut.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+        auto [what, where, armed] = fut.get();
+        BOOST_TEST(what == "second move");
+        BOOST_TEST(where == "mt-loop");
+        BOOST_TEST(!armed);  // a default-constructed value came with the error
+        pool.close();
+        pool.join();
+        BOOST_TEST(pool.stats().failed == 0u);  // the task itself succeeded
+    }
+    BOOST_TEST(live.load() == 0);  // the handler was destroyed (ASan: nothing leaked)
+}
+
+BOOST_AUTO_TEST_CASE(async_apply_result_whose_move_throws_reaches_io_context_handler,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    asio::io_context ioc;
+    std::string what;
+    int calls = 0;
+    pypool::async_apply(pool, [] { return SecondMoveThrows(5); }, std::tuple{},
+                        asio::bind_executor(ioc, [&](std::exception_ptr e, SecondMoveThrows) {
+                            what = what_of(e);
+                            ++calls;
+                        }));
+    ioc.run_for(std::chrono::seconds(20));  // returns once the handler ran and the work is gone
+    BOOST_TEST(calls == 1);
+    BOOST_TEST(what == "second move");
+    BOOST_TEST(ioc.stopped());
+    ioc.restart();
+    BOOST_TEST(ioc.run_for(std::chrono::seconds(5)) == 0u);  // no work left behind
+}
+
+BOOST_AUTO_TEST_CASE(async_apply_result_whose_move_throws_reaches_other_pools_worker_handler,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::promise<std::string> out;
+    {
+        pypool::ThreadPool other(1);
+        pypool::async_apply(pool, [] { return SecondMoveThrows(5); }, std::tuple{},
+                            asio::bind_executor(pypool::worker_executor(other),
+                                                [&](std::exception_ptr e, SecondMoveThrows) {
+                                                    out.set_value(what_of(e));
+                                                }));
+        auto fut = out.get_future();
+        BOOST_REQUIRE(fut.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+        BOOST_TEST(fut.get() == "second move");
+        other.close();
+        other.join();  // the work guard on `other` was released
+    }
+}
+
+BOOST_AUTO_TEST_CASE(async_apply_result_whose_move_throws_reaches_use_future, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::future<SecondMoveThrows> f =
+        pypool::async_apply(pool, [] { return SecondMoveThrows(5); }, std::tuple{}, asio::use_future);
+    BOOST_REQUIRE(f.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+    BOOST_CHECK_THROW(f.get(), std::length_error);
+}
+
+BOOST_AUTO_TEST_CASE(async_apply_throws_if_pool_stops_during_the_call, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::atomic<int> calls{0};
+    BOOST_CHECK_THROW(pypool::async_apply(pool, [] {}, std::tuple{}, ClosesPoolOnMove(&pool, &calls)),
+                      pypool::ValueError);
+    BOOST_TEST(pool.stats().submitted == 0u);  // nothing started
+    pool.join();
+    BOOST_TEST(calls.load() == 0);  // the handler was destroyed unrun, as the call threw
+}
+
+BOOST_AUTO_TEST_CASE(deferred_async_apply_after_stop_completes_on_handlers_executor,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(pypool::PoolOptions{.processes = 1, .thread_name_prefix = "df"});
+    asio::io_context ioc;
+    bool initiating = false;
+    bool ran_inline = true;
+    std::string what;
+    auto op = pypool::async_apply(pool, [] { return 1; }, std::tuple{}, lazy_t{});
+    auto op2 = pypool::async_apply(pool, [] { return 2; }, std::tuple{}, lazy_t{});
+    pool.close();  // the pool stops between the call and the initiation
+    initiating = true;
+    op(asio::bind_executor(ioc, [&](std::exception_ptr e, int) {
+        ran_inline = initiating;
+        what = what_of(e);
+    }));
+    initiating = false;
+    ioc.run_for(std::chrono::seconds(20));
+    BOOST_TEST(!ran_inline);  // on ioc.run(), not inside the initiation
+    BOOST_TEST(what == "Pool not running");
+    // the default executor: the pool's callback thread (it still runs until join())
+    std::promise<std::pair<std::string, std::string>> out;
+    op2([&](std::exception_ptr e, int) { out.set_value({what_of(e), thread_name()}); });
+    auto fut = out.get_future();
+    BOOST_REQUIRE(fut.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+    auto [w2, where] = fut.get();
+    BOOST_TEST(w2 == "Pool not running");
+    BOOST_TEST(where == "df-loop");
+    pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(deferred_async_apply_after_join_destroys_default_handler_unrun,
+                     *utf::timeout(60)) {
+    std::atomic<int> live{0}, ran{0};
+    pypool::ThreadPool pool(1);
+    auto op = pypool::async_apply(pool, [] {}, std::tuple{}, lazy_t{});
+    pool.close();
+    pool.join();  // the callback thread has finished: nothing can run the handler
+    op([c = Counted(&live, &ran)](std::exception_ptr) mutable { c(); });
+    BOOST_TEST(ran.load() == 0);
+    BOOST_TEST(live.load() == 0);
 }
 
 // ---- coroutines -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <range/v3/range/conversion.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <chrono>
@@ -28,9 +29,13 @@
 #endif
 namespace {
 std::atomic<long> g_allocs{0};
+std::atomic<std::size_t> g_largest{0};  // the largest single allocation so far
 }  // namespace
 void* operator new(std::size_t n) {
     g_allocs.fetch_add(1, std::memory_order_relaxed);
+    std::size_t big = g_largest.load(std::memory_order_relaxed);
+    while (n > big && !g_largest.compare_exchange_weak(big, n, std::memory_order_relaxed)) {
+    }
     if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
     throw std::bad_alloc();
 }
@@ -418,6 +423,22 @@ BOOST_AUTO_TEST_CASE(imap_allocates_per_in_flight_chunk_not_per_item, *utf::time
         n += x >= 0;
     BOOST_TEST(n == 20000);
     BOOST_TEST(g_allocs.load() - before < 60);  // consumed chunks are reused
+}
+
+BOOST_AUTO_TEST_CASE(imap_with_a_huge_chunksize_yields_the_items, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    auto huge = pool.imap(sqr, std::vector{1, 2, 3}, std::size_t{1} << 40);
+    BOOST_TEST(drain(huge) == (std::vector{1, 4, 9}));
+    auto it = pool.imap(sqr, std::vector{4, 5}, pypool::IMapOptions{.chunksize = SIZE_MAX});
+    BOOST_TEST(drain(it) == (std::vector{16, 25}));
+}
+
+BOOST_AUTO_TEST_CASE(imap_memory_follows_the_items_read_not_the_chunksize, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    g_largest.store(0);
+    auto it = pool.imap(sqr, std::vector{1, 2, 3}, 5'000'000);
+    BOOST_TEST(drain(it) == (std::vector{1, 4, 9}));
+    BOOST_TEST(g_largest.load() < 64 * 1024u);  // no chunksize-sized block (120 MB here)
 }
 
 BOOST_AUTO_TEST_CASE(imap_consumer_and_join_never_read_the_input_at_once, *utf::timeout(60)) {

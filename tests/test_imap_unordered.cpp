@@ -135,6 +135,16 @@ BOOST_AUTO_TEST_CASE(imap_unordered_early_destruction_returns_and_stops_work, *u
     BOOST_TEST(calls.load() == after);
 }
 
+BOOST_AUTO_TEST_CASE(imap_unordered_with_a_huge_chunksize_yields_the_items, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    std::vector<int> got;
+    for (int x : pool.imap_unordered([](int x) { return x * x; }, std::vector{1, 2, 3},
+                                     std::size_t{1} << 40))
+        got.push_back(x);
+    std::sort(got.begin(), got.end());
+    BOOST_TEST(got == (std::vector{1, 4, 9}));
+}
+
 BOOST_AUTO_TEST_CASE(imap_unordered_close_join_then_iterate, *utf::timeout(60)) {
     ThreadPool pool(2);
     auto it = pool.imap_unordered(sqr, ranges::views::iota(0, 64), pypool::IMapOptions{.max_in_flight = 1});

@@ -375,3 +375,53 @@ BOOST_AUTO_TEST_CASE(map_allocates_per_chunk_not_per_item, *utf::timeout(60)) {
     BOOST_TEST(r.get().size() == 10000U);
     BOOST_TEST(g_allocs.load() - before2 < 50);
 }
+
+namespace {
+// Counts its live instances (copies and moves included).
+template <int Tag>
+struct Live {
+    static inline std::atomic<int> count{0};
+    Live() { ++count; }
+    Live(const Live&) { ++count; }
+    Live(Live&&) noexcept { ++count; }
+    Live& operator=(const Live&) = default;
+    ~Live() { --count; }
+};
+using LiveInput = Live<0>;
+using LiveFn = Live<1>;
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cancelled_map_async_releases_its_input_and_function_at_once,
+                     *utf::timeout(60)) {
+    ThreadPool pool(1);
+    std::latch started(1), go(1);
+    auto blocker = pool.apply_async([&] {
+        started.count_down();
+        go.wait();
+    });
+    started.wait();
+    {
+        auto m = pool.map_async([f = LiveFn()](const LiveInput&) { return 1; },
+                                std::vector<LiveInput>(3), {.chunksize = 1});
+        BOOST_TEST(LiveInput::count.load() >= 3);
+        BOOST_TEST(LiveFn::count.load() >= 1);
+        BOOST_TEST(m.cancel());
+        // the handle is alive and the cancelled chunks are still queued behind the blocker
+        BOOST_TEST(LiveInput::count.load() == 0);
+        BOOST_TEST(LiveFn::count.load() == 0);
+        BOOST_CHECK_THROW(m.get(), pypool::CancelledError);
+        go.count_down();
+        blocker.get();
+    }
+    pool.close();
+    pool.join();
+}
+
+BOOST_AUTO_TEST_CASE(finished_map_async_releases_its_input_and_function, *utf::timeout(60)) {
+    ThreadPool pool(2);
+    auto m = pool.map_async([f = LiveFn()](const LiveInput&) { return 1; }, std::vector<LiveInput>(5),
+                            {.chunksize = 2});
+    BOOST_TEST(m.get() == std::vector<int>(5, 1));
+    BOOST_TEST(LiveInput::count.load() == 0);
+    BOOST_TEST(LiveFn::count.load() == 0);  // while the handle is alive
+}

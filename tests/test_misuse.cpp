@@ -16,7 +16,9 @@
 #include <exception>
 #include <future>
 #include <latch>
+#include <limits>
 #include <optional>
+#include <ratio>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -458,6 +460,78 @@ BOOST_AUTO_TEST_CASE(as_completed_timeout_throws_timeout_error_n_of_m_futures_un
     BOOST_TEST((yielded[0] == done));
     go.set_value();
     BOOST_TEST(slow1.get() + slow2.get() == 0);
+}
+
+// ---- timeouts ------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_nan_timeout_throws_value_error_at_every_wait, *boost::unit_test::timeout(60)) {
+    using VE = pypool::ValueError;
+    const std::string nan_msg = "Invalid value NaN (not a number)";
+    const std::chrono::duration<double> nan(std::numeric_limits<double>::quiet_NaN());
+    const std::chrono::duration<float, std::milli> nan_ms(std::numeric_limits<float>::quiet_NaN());
+    pypool::ThreadPool pool(2);
+    std::promise<void> go;
+    auto gate = go.get_future().share();
+    auto done = pool.submit(twice, 1);
+    done.wait();
+    auto slow = pool.submit([gate] { gate.wait(); return 0; });
+    auto map = pool.map_async(twice, std::vector{1, 2});
+    map.wait();
+    for (auto r : {done, slow}) {  // ready or not: the timeout itself is wrong
+        BOOST_TEST(what_of<VE>([&] { (void)r.get(nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)r.get(nan_ms); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)r.result(nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)r.wait(nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)r.exception(nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)pypool::AsyncResult<int>(r).get(nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)pypool::AsyncResult<int>(r).result(nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)pypool::wait({r}, nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)pypool::wait(std::vector{r}, nan_ms); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)pypool::as_completed({r}, nan); }) == nan_msg);
+        BOOST_TEST(what_of<VE>([&] { (void)pypool::as_completed(std::vector{r}, nan); }) == nan_msg);
+    }
+    BOOST_TEST(what_of<VE>([&] { (void)map.get(nan); }) == nan_msg);
+    BOOST_TEST(what_of<VE>([&] { (void)map.wait(nan_ms); }) == nan_msg);
+    auto it = pool.imap(twice, std::vector{1, 2});
+    BOOST_TEST(what_of<VE>([&] { (void)it.next(nan); }) == nan_msg);
+    BOOST_TEST((it.next(10s) == 2));  // nothing was lost
+    go.set_value();
+    BOOST_TEST(slow.get(10s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(infinite_and_huge_timeouts_mean_forever_and_never_overflow,
+                     *boost::unit_test::timeout(60)) {
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::chrono::duration<double> pos_inf(inf), neg_inf(-inf), huge(1e300);
+    // 3e9 s (95 years) in units of 1/3 s: converting it to nanoseconds overflows 64 bits
+    const std::chrono::duration<long long, std::ratio<1, 3>> odd_units(9'000'000'000LL);
+    pypool::ThreadPool pool(2);
+    std::promise<void> go;
+    auto gate = go.get_future().share();
+    auto slow = pool.submit([gate] { gate.wait(); return 0; });
+    BOOST_TEST(!slow.wait(neg_inf));  // zero or negative: check now
+    BOOST_TEST(!slow.wait(-std::chrono::hours::max()));
+    BOOST_TEST(what_of<pypool::TimeoutError>([&] { (void)slow.get(neg_inf); }) ==
+               "result not ready within the timeout");
+    BOOST_TEST(pypool::wait({slow}, neg_inf).not_done.size() == 1u);
+    go.set_value();
+    BOOST_TEST(slow.get(pos_inf) == 0);
+    BOOST_TEST(slow.wait(huge));
+    BOOST_TEST(slow.wait(odd_units));
+    BOOST_TEST(slow.wait(std::chrono::nanoseconds::max()));
+    BOOST_TEST(slow.wait(std::chrono::hours::max()));
+    BOOST_TEST(slow.wait(std::chrono::duration<float>::max()));
+    BOOST_TEST(!slow.exception(pos_inf));
+    BOOST_TEST(pypool::wait({slow}, pos_inf).done.size() == 1u);
+    BOOST_TEST(pypool::wait({slow}, odd_units).done.size() == 1u);
+    int n = 0;
+    for (auto& f : pypool::as_completed({slow}, pos_inf)) n += 1 + f.result();
+    for (auto& f : pypool::as_completed({slow}, std::chrono::hours::max())) n += 1 + f.result();
+    BOOST_TEST(n == 2);
+    auto it = pool.imap(twice, std::vector{1, 2});
+    BOOST_TEST((it.next(pos_inf) == 2));
+    BOOST_TEST((it.next(odd_units) == 4));
+    BOOST_TEST(!it.next(huge));
 }
 
 // ---- Asio executors ------------------------------------------------------------------------------

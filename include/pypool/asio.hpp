@@ -27,7 +27,10 @@
 #include <boost/asio/execution/relationship.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <new>
@@ -371,6 +374,35 @@ struct AsyncApplySignature<void> {
 template <class R>
 using async_apply_signature = typename AsyncApplySignature<R>::type;
 
+/// Outstanding work on a handler's executor (keeps its context running), copyable: a
+/// copy tracks work of its own. A standard executor is held as its outstanding_work.tracked
+/// form (executor_work_guard's raw storage makes g++ -O2 -Wall warn -Wmaybe-uninitialized
+/// in users' code); a legacy (Networking TS) executor through executor_work_guard.
+template <class Ex, bool Standard = asio_ex::is_executor<Ex>::value>
+class HandlerWork {
+public:
+    explicit HandlerWork(const Ex& ex) : ex_(boost::asio::prefer(ex, asio_ex::outstanding_work.tracked)) {}
+    const auto& executor() const noexcept { return ex_; }
+
+private:
+    std::decay_t<decltype(boost::asio::prefer(std::declval<const Ex&>(), asio_ex::outstanding_work.tracked))> ex_;
+};
+template <class Ex>
+class HandlerWork<Ex, false> {
+public:
+    explicit HandlerWork(const Ex& ex) : guard_(ex) {}
+    Ex executor() const noexcept { return guard_.get_executor(); }
+
+private:
+    boost::asio::executor_work_guard<Ex> guard_;
+};
+
+/// Which async_apply() call is initiating on this thread right now (0: none): an initiation
+/// that runs inside that call may throw to its caller; one that was deferred (use_awaitable
+/// initiates at co_await, where throwing ends the program) must complete instead.
+inline thread_local std::uint64_t async_apply_current = 0;
+inline thread_local std::uint64_t async_apply_calls = 0;
+
 /// One async_apply: the callable, its arguments, then the outcome and the completion
 /// handler, in one allocation made with the handler's associated allocator.
 template <class R, class Fn, class Tuple, class Handler>
@@ -379,7 +411,7 @@ class AsyncApplyJob final : public Job {
     using Mem = AllocatedJob<AsyncApplyJob, HandlerAlloc>;
     friend Mem;
     using HandlerEx = boost::asio::associated_executor_t<Handler, LoopExecutor>;
-    using Work = boost::asio::executor_work_guard<HandlerEx>;
+    using Work = HandlerWork<HandlerEx>;
     using Value = std::conditional_t<std::is_void_v<R>, char, R>;
 
     // Owns the job while its completion waits in the handler's executor; destroying it
@@ -437,10 +469,25 @@ public:
         }
         complete();
     }
-    /// The pool did not accept the job: complete at once on the calling thread.
-    void fail_now(std::exception_ptr e) {
+    /// The pool did not accept the job (it stopped after async_apply() checked it) and the
+    /// initiation was deferred past async_apply(): complete with e on the handler's executor,
+    /// never inline (as Asio completes at once: as if by post). On the default executor
+    /// (the callback thread) once join() has finished, and wherever the executor refuses it,
+    /// the handler is destroyed unrun, as Asio does in a context that shut down.
+    void fail_deferred(std::exception_ptr e) noexcept {
         error_ = std::move(e);
-        deliver();
+        try {
+            if (!work_) {
+                Function<void()> fn([this] { deliver(); });
+                if (!core_->try_post_loop(fn)) free();
+            } else {
+                Work keep(*work_);  // the context stays alive while post() touches it
+                boost::asio::post(keep.executor(), Deliver(this));  // owns the job from here
+            }
+        } catch (...) {
+            // refused (post() destroyed the Deliver, and with it the job), or out of memory
+            // before the job was handed over: the job and its handler are gone either way
+        }
     }
 
 private:
@@ -457,7 +504,7 @@ private:
             // destroyed) while dispatch() still touches it (Asio signals after unlocking).
             Work keep(*work_);
             try {
-                boost::asio::dispatch(keep.get_executor(), Deliver(this));  // the job may be gone now
+                boost::asio::dispatch(keep.executor(), Deliver(this));  // the job may be gone now
             } catch (...) {
                 // The handler's executor refused it (e.g. a pool after join()): the
                 // handler is destroyed unrun with the job, as Asio does.
@@ -465,17 +512,34 @@ private:
         }
         core->release_unit();
     }
+    // Calls the handler with the outcome, after freeing the job (as Asio does). A value
+    // whose move throws reaches the handler as that exception (with R{}); whatever throws,
+    // the job is freed exactly once.
     void deliver() {
-        Handler h(std::move(handler_));
         std::exception_ptr e = std::move(error_);
-        std::optional<Value> v = std::move(value_);
+        std::optional<Value> v;
+        if (value_) {
+            try {
+                v.emplace(std::move(*value_));
+            } catch (...) {
+                e = std::current_exception();
+            }
+            value_.reset();
+        }
+        std::optional<Handler> h;
+        try {
+            h.emplace(std::move(handler_));
+        } catch (...) {
+            free();  // the handler cannot be called: it is destroyed with the job
+            throw;
+        }
         free();  // free the memory before the upcall, as Asio does
         if constexpr (std::is_void_v<R>)
-            std::move(h)(std::move(e));
+            std::move(*h)(std::move(e));
         else if (v)
-            std::move(h)(std::move(e), std::move(*v));
+            std::move(*h)(std::move(e), std::move(*v));
         else
-            std::move(h)(std::move(e), R{});
+            std::move(*h)(std::move(e), R{});
     }
 
     struct Payload {
@@ -498,21 +562,45 @@ private:
 template <class R>
 struct AsyncApplyInit {
     PoolCore* core;
+    const std::uint64_t* thread;  // &async_apply_current of the thread that called async_apply()
+    std::uint64_t call;           // the call (async_apply_current there while it initiates)
 
     template <class Handler, class F, class Tuple>
     void operator()(Handler&& handler, F&& f, Tuple&& args) const {
         using Job = AsyncApplyJob<R, std::decay_t<F>, std::decay_t<Tuple>, std::decay_t<Handler>>;
         Job* j = Job::make(core, std::forward<Handler>(handler), std::forward<F>(f),
                            std::forward<Tuple>(args));
+        std::exception_ptr refused;
         try {
             core->submit(j);
+            return;
         } catch (...) {
-            // The pool stopped after async_apply() checked it (with use_awaitable, the
-            // initiation runs at co_await, where throwing is not allowed): complete with
-            // the error instead.
-            j->fail_now(std::current_exception());
+            // The pool stopped after async_apply() checked it. Inside async_apply() (a
+            // plain handler, use_future): async_apply() throws, nothing started. Deferred
+            // (use_awaitable initiates at co_await, where throwing is not allowed): complete
+            // with the error on the handler's executor.
+            if (thread == &async_apply_current && async_apply_current == call) {
+                j->free();
+                throw;
+            }
+            refused = std::current_exception();
         }
+        // outside the handler block: this thread keeps no reference to the exception once
+        // it is handed over (the handler may drop the last one on another thread)
+        j->fail_deferred(std::move(refused));
     }
+};
+
+/// Marks the calling thread as inside async_apply() call `id` (restores the previous mark).
+class AsyncApplyScope {
+public:
+    explicit AsyncApplyScope(std::uint64_t id) noexcept : prev_(std::exchange(async_apply_current, id)) {}
+    ~AsyncApplyScope() { async_apply_current = prev_; }
+    AsyncApplyScope(const AsyncApplyScope&) = delete;
+    AsyncApplyScope& operator=(const AsyncApplyScope&) = delete;
+
+private:
+    std::uint64_t prev_;
 };
 
 }  // namespace detail
@@ -522,8 +610,12 @@ struct AsyncApplyInit {
 /// CancelledError if the task was cancelled while queued (terminate(),
 /// shutdown(cancel_futures=true)), else null and the value. A plain handler is called on its
 /// associated executor, by default loop_executor(pool); use_awaitable and use_future work.
-/// R must be default-constructible (the value passed with an error). Throws the first
-/// stop's error (ValueError/RuntimeError) if the pool does not accept work.
+/// R must be default-constructible (the value passed with an error; also when moving the
+/// value to the handler throws: the handler gets that exception). Throws the first stop's
+/// error (ValueError/RuntimeError) if the pool does not accept work, also when it stops
+/// during the call (then nothing started and the handler is destroyed unrun); an initiation
+/// deferred past the call (use_awaitable) completes with that error on the handler's
+/// executor instead.
 template <class F, class... Args, class CompletionToken>
     requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
 auto async_apply(ThreadPool& pool, F&& f, std::tuple<Args...> args, CompletionToken&& token) {
@@ -533,8 +625,10 @@ auto async_apply(ThreadPool& pool, F&& f, std::tuple<Args...> args, CompletionTo
     using Tuple = std::tuple<std::decay_t<Args>...>;
     detail::PoolCore& core = pool.detail_core();
     core.check_accepting();
+    const std::uint64_t call = ++detail::async_apply_calls;
+    detail::AsyncApplyScope scope(call);
     return boost::asio::async_initiate<CompletionToken, detail::async_apply_signature<R>>(
-        detail::AsyncApplyInit<R>{&core}, token, std::forward<F>(f), Tuple(std::move(args)));
+        detail::AsyncApplyInit<R>{&core, &detail::async_apply_current, call}, token, std::forward<F>(f), Tuple(std::move(args)));
 }
 
 }  // namespace pypool

@@ -13,6 +13,7 @@
 // is read and submitted, so while input remains exactly max_in_flight chunks are
 // submitted but not consumed.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -57,12 +58,13 @@ struct ImapSlot {
 template <class Item>
 class ImapStreamBase;
 
-/// A chunk of an imap: one Job, up to chunksize items. Reused once consumed.
+/// A chunk of an imap: one Job, up to chunksize items. Reused once consumed. Its storage
+/// grows with the items actually read (never chunksize slots up front: a huge chunksize
+/// over a short input costs what the input holds).
 template <class Item>
 class ImapChunkBase : public Job {
 public:
-    explicit ImapChunkBase(ImapStreamBase<Item>* s, std::size_t capacity)
-        : stream_(s), slots_(new ImapSlot<Item>[capacity]) {}
+    explicit ImapChunkBase(ImapStreamBase<Item>* s) noexcept : stream_(s) {}
     virtual ~ImapChunkBase() { reset_slots(); }
     ImapChunkBase(const ImapChunkBase&) = delete;
     ImapChunkBase& operator=(const ImapChunkBase&) = delete;
@@ -72,11 +74,21 @@ public:
         for (std::size_t i = pos_; i < count_; ++i) slots_[i].reset();
         pos_ = count_ = 0;
     }
+    /// Room for one more item's slot (the reader calls it before adding item count_):
+    /// grows the slot array geometrically up to max_items. Only while the chunk is being
+    /// read, when no slot holds anything. Throws std::bad_alloc.
+    void reserve_slot(std::size_t max_items) {
+        if (count_ < slot_capacity_) return;
+        const std::size_t cap = std::min(max_items, std::max<std::size_t>(8, 2 * slot_capacity_));
+        slots_.reset(new ImapSlot<Item>[cap]);
+        slot_capacity_ = cap;
+    }
     virtual void clear_inputs() noexcept = 0;
 
     ImapStreamBase<Item>* stream_;
     std::atomic<std::uint8_t> status_{0};  // 0 queued, 1 running, 2 cancelled while queued
-    std::unique_ptr<ImapSlot<Item>[]> slots_;
+    std::unique_ptr<ImapSlot<Item>[]> slots_;  // slot_capacity_ slots, count_ in use
+    std::size_t slot_capacity_ = 0;
     std::size_t count_ = 0;  // items in the chunk (written by the reader before submission)
     // Guarded by the stream's mutex:
     std::size_t pos_ = 0;  // next item to deliver
@@ -265,7 +277,7 @@ protected:
             c = n;
         }
     }
-    /// A new empty chunk able to hold chunksize_ items.
+    /// A new empty chunk (its storage grows as items are read, up to chunksize_ items).
     virtual Chunk* new_chunk() = 0;
     /// Reads up to chunksize_ items into c (c->count_); true if the input is exhausted.
     /// Throws what reading the input threw (c->count_ then holds the items read before).
@@ -520,8 +532,8 @@ class ImapStream final : public ImapStreamBase<Item> {
     using Sent = std::ranges::sentinel_t<Iterated>;
 
     struct Chunk final : ChunkBase {
-        Chunk(ImapStream* s, std::size_t cap) : ChunkBase(s, cap) { inputs.reserve(cap); }
-        std::vector<Stored> inputs;
+        explicit Chunk(ImapStream* s) noexcept : ChunkBase(s) {}
+        std::vector<Stored> inputs;  // grows with the items read (capacity kept for reuse)
 
         void clear_inputs() noexcept override { inputs.clear(); }
         void run() noexcept override {
@@ -587,7 +599,7 @@ private:
         else
             return *range_;
     }
-    ChunkBase* new_chunk() override { return new Chunk(this, this->chunksize_); }
+    ChunkBase* new_chunk() override { return new Chunk(this); }
     bool read_into(ChunkBase* cb) override {
         auto* c = static_cast<Chunk*>(cb);
         c->count_ = 0;
@@ -598,6 +610,7 @@ private:
         It& it = *it_;
         while (c->count_ < this->chunksize_) {
             if (it == *end_) return true;
+            c->reserve_slot(this->chunksize_);
             c->inputs.push_back(Traits::store(it));
             ++c->count_;
             ++it;

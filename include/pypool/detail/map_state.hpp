@@ -71,7 +71,7 @@ public:
                              (o.callback ? flag_callback : 0U) |
                                  (o.error_callback ? flag_error_callback : 0U),
                              2),
-          fn_(std::forward<F>(f)),
+          fn_(std::in_place, std::forward<F>(f)),
           callback_(std::move(o.callback)),
           error_callback_(std::move(o.error_callback)) {
         if constexpr (Traits::keep_range) {
@@ -136,9 +136,12 @@ public:
                 break;
         }
         set_cancelled_error();
-        // No chunk started, so all are queued: they leave `queued` now (the worker or
-        // terminate() that reaches one counts nothing). Chunks still hold units, so the
-        // pool outlives this.
+        // No chunk started, so all are queued: no chunk runs an item from here on (a worker
+        // reaching one sees the outcome), so the input and the function go now, not with
+        // the last handle; and the chunks leave `queued` now (the worker or terminate()
+        // that reaches one counts nothing). Chunks still hold units, so the pool outlives
+        // this.
+        release_inputs();
         this->pool_->note_cancelled(nchunks_);
         if (w & flag_error_callback)
             this->pool_->post_callbacks(this);
@@ -210,13 +213,13 @@ private:
     }
     void run_item(std::size_t i, Stored& in) {
         if constexpr (std::is_same_v<Item, None> &&
-                      std::is_void_v<decltype(call_item<Star>(fn_, Traits::arg(in)))>) {
-            call_item<Star>(fn_, Traits::arg(in));
+                      std::is_void_v<decltype(call_item<Star>(*fn_, Traits::arg(in)))>) {
+            call_item<Star>(*fn_, Traits::arg(in));
             if constexpr (!direct_out) ::new (static_cast<void*>(out_ + i)) None{};
         } else if constexpr (direct_out) {
-            outv_[i] = call_item<Star>(fn_, Traits::arg(in));
+            outv_[i] = call_item<Star>(*fn_, Traits::arg(in));
         } else {
-            ::new (static_cast<void*>(out_ + i)) Item(call_item<Star>(fn_, Traits::arg(in)));
+            ::new (static_cast<void*>(out_ + i)) Item(call_item<Star>(*fn_, Traits::arg(in)));
             if constexpr (track_ok) ok_[i] = true;
         }
     }
@@ -296,10 +299,12 @@ private:
             out_ = nullptr;
         }
     }
-    // The pool keeps no reference to the arguments once the map completed.
+    // The pool keeps no reference to the arguments, nor the function, once the map
+    // completed or was cancelled.
     void release_inputs() noexcept {
         std::vector<Stored>().swap(inputs_);
         if constexpr (Traits::keep_range) kept_.reset();
+        fn_.reset();
     }
 
     void invoke_callbacks() override {
@@ -312,7 +317,7 @@ private:
         }
     }
 
-    Fn fn_;
+    std::optional<Fn> fn_;  // released with the inputs once no chunk can run any more
     Function<void(const std::vector<Item>&)> callback_;
     Function<void(std::exception_ptr)> error_callback_;
     std::optional<Kept> kept_;
