@@ -525,7 +525,7 @@ struct AsyncApplyInit {
 /// R must be default-constructible (the value passed with an error). Throws the first
 /// stop's error (ValueError/RuntimeError) if the pool does not accept work.
 template <class F, class... Args, class CompletionToken>
-    requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+    requires task_callable<F, Args...>
 auto async_apply(ThreadPool& pool, F&& f, std::tuple<Args...> args, CompletionToken&& token) {
     using R = detail::apply_result_t<F, Args...>;
     static_assert(std::is_void_v<R> || std::is_default_constructible_v<R>,
