@@ -29,6 +29,14 @@
 
 #include <pypool/pypool.hpp>
 
+// clang 14 cannot compile libstdc++ 12's std::views adaptors at all (a toolchain
+// incompatibility, not pypool's): the std counterparts are checked with g++ (and newer clang).
+#if defined(__clang__) && __clang_major__ < 15
+#define PYPOOL_STD_VIEWS 0
+#else
+#define PYPOOL_STD_VIEWS 1
+#endif
+
 namespace utf = boost::unit_test;
 using pypool::ThreadPool;
 
@@ -116,24 +124,26 @@ BOOST_AUTO_TEST_CASE(map_imap_and_imap_unordered_take_range_v3_iota_of_long,
 
 BOOST_AUTO_TEST_CASE(map_takes_range_v3_iota_of_size_t, *utf::timeout(60)) {
     ThreadPool pool(2);
-    const std::size_t n = 12;
+    std::size_t n = 12;  // not const: captured (clang: a constant needs no capture)
     check_every_form(pool, [n] { return ranges::views::iota(std::size_t{0}, n); },
                      [](std::size_t x) { return x * x; }, squares_below(n));
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(range_v3_iota_of_every_integer_type_is_accepted, T, integer_types) {
     ThreadPool pool(2);
-    const T n = 10;
+    T n = 10;  // not const: captured (clang: a constant needs no capture)
     check_every_form(pool, [n] { return ranges::views::iota(T{0}, n); },
                      [](T x) { return static_cast<T>(x * x); }, squares_below(n));
 }
 
+#if PYPOOL_STD_VIEWS
 BOOST_AUTO_TEST_CASE_TEMPLATE(std_iota_of_every_integer_type_is_accepted, T, integer_types) {
     ThreadPool pool(2);
-    const T n = 10;
+    T n = 10;  // not const: captured (clang: a constant needs no capture)
     check_every_form(pool, [n] { return std::views::iota(T{0}, n); },
                      [](T x) { return static_cast<T>(x * x); }, squares_below(n));
 }
+#endif
 
 BOOST_AUTO_TEST_CASE(range_v3_transform_filter_and_take_are_accepted, *utf::timeout(60)) {
     ThreadPool pool(2);
@@ -149,6 +159,7 @@ BOOST_AUTO_TEST_CASE(range_v3_transform_filter_and_take_are_accepted, *utf::time
                      std::vector<int>{2, 4, 6});
 }
 
+#if PYPOOL_STD_VIEWS
 BOOST_AUTO_TEST_CASE(std_transform_filter_and_take_are_accepted, *utf::timeout(60)) {
     ThreadPool pool(2);
     std::vector<int> base{1, 2, 3, 4, 5, 6, 7, 8};
@@ -162,6 +173,7 @@ BOOST_AUTO_TEST_CASE(std_transform_filter_and_take_are_accepted, *utf::timeout(6
     check_every_form(pool, [] { return std::views::iota(0L) | std::views::take(5); },
                      [](long x) { return x * x; }, squares_below(5L));
 }
+#endif
 
 BOOST_AUTO_TEST_CASE(range_v3_and_std_join_are_accepted, *utf::timeout(60)) {
     ThreadPool pool(2);
@@ -169,7 +181,9 @@ BOOST_AUTO_TEST_CASE(range_v3_and_std_join_are_accepted, *utf::timeout(60)) {
     auto twice = [](int x) { return 2 * x; };
     const std::vector<int> expected{2, 4, 6, 8, 10, 12};
     check_every_form(pool, [&] { return nested | ranges::views::join; }, twice, expected);
+#if PYPOOL_STD_VIEWS
     check_every_form(pool, [&] { return nested | std::views::join; }, twice, expected);
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(range_v3_chunk_yields_subranges, *utf::timeout(60)) {
@@ -201,11 +215,13 @@ BOOST_AUTO_TEST_CASE(range_v3_and_std_istream_views_are_read_once, *utf::timeout
     };
     auto sq = [](int x) { return x * x; };
     check_every_form(pool, v3, sq, std::vector<int>{1, 4, 9, 16, 25});
+#if PYPOOL_STD_VIEWS
     auto std_view = [&] {
         streams.emplace_back("1 2 3 4 5");
         return std::views::istream<int>(streams.back());
     };
     check_every_form(pool, std_view, sq, std::vector<int>{1, 4, 9, 16, 25});
+#endif
 }
 
 BOOST_AUTO_TEST_CASE(starmap_takes_range_v3_zip_and_iota_of_long, *utf::timeout(60)) {
