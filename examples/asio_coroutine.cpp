@@ -131,11 +131,7 @@ int main(int argc, char** argv) {
     asio::co_spawn(ioc, amain(seed), [&](std::exception_ptr e) { error = e; });
     ioc.run();
     if (error) {
-        try {
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "error: %s\n", e.what());
-        }
+        std::fprintf(stderr, "error: %s\n", pypool::what(error).c_str());
         return 1;
     }
     return 0;

@@ -110,11 +110,7 @@ int main() {
             std::printf("Task %zu was successful. Result is %d\n", i, futures[i].result());
         } else {
             std::printf("Task %zu failed!\n", i);
-            try {
-                std::rethrow_exception(futures[i].exception());
-            } catch (const std::exception& e) {
-                std::printf("Error: %s\n", e.what());
-            }
+            std::printf("Error: %s\n", pypool::what(futures[i].exception()).c_str());
         }
     }
     executor.shutdown();

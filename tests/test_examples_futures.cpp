@@ -150,6 +150,26 @@ BOOST_AUTO_TEST_CASE(as_completed_order_reports_a_timeout, *utf::timeout(120)) {
         BOOST_TEST(std::regex_match(r.lines[i], line), "unexpected line: " << r.lines[i]);
 }
 
+BOOST_AUTO_TEST_CASE(as_completed_order_demo_timeout_fires_for_any_seed, *utf::timeout(120)) {
+    // scripts/demo's second run (seed 003's point): a 50 ms timeout fires whatever the
+    // seed; only tasks quicker than it print first.
+    for (const char* seed : {"1", "2", "3", "42"}) {
+        const Run r = run_example("as_completed_order", std::string("--seed ") + seed +
+                                                            " --timeout 0.05");
+        BOOST_TEST_REQUIRE(r.status == 0);
+        BOOST_TEST_REQUIRE(!r.lines.empty());
+        BOOST_TEST(r.lines.back() == "Timed out waiting for a result", "seed " << seed);
+        BOOST_TEST(r.lines.size() < 10U);
+        const std::regex line(R"(Task=(\d): (0\.\d\d))");
+        for (std::size_t i = 0; i + 1 < r.lines.size(); ++i) {
+            std::smatch m;
+            BOOST_TEST_REQUIRE(std::regex_match(r.lines[i], m, line),
+                               "unexpected line: " << r.lines[i]);
+            BOOST_TEST(std::stod(m[2]) < 0.10, "a slow task came before the timeout");
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(submit_args_status_prints_results_then_a_status_table, *utf::timeout(120)) {
     const Run r = run_example("submit_args_status", "--seed 1");
     BOOST_TEST_REQUIRE(r.status == 0);

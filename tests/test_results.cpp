@@ -9,12 +9,14 @@
 #include <functional>
 #include <future>
 #include <latch>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -701,4 +703,114 @@ BOOST_AUTO_TEST_CASE(add_done_callback_after_the_pool_is_gone_ignores_a_new_pool
         pool->join();
     }
     BOOST_TEST_MESSAGE("new pool at the old address in " << same_address << " of 20 rounds");
+}
+
+// ---- handles as keys, operations through const (issue 13) ---------------------------------
+
+BOOST_AUTO_TEST_CASE(results_as_std_map_keys_can_be_cancelled_while_iterating,
+                     *utf::timeout(60)) {
+    // Python: futures = {ex.submit(f, i): i for i in ...}; for fut in futures: fut.cancel()
+    pypool::ThreadPool pool(1);
+    Blocker b;
+    auto running = pool.apply_async(b.task());
+    b.started.wait();
+    std::map<pypool::Future<int>, int> futures;
+    for (int i = 0; i < 4; ++i) futures.emplace(pool.submit([](int x) { return x; }, i), i);
+    BOOST_TEST(futures.size() == 4U);
+    int cancelled = 0;
+    for (const auto& [fut, i] : futures) {
+        static_assert(std::is_const_v<std::remove_reference_t<decltype(fut)>>);
+        if (fut.cancel()) ++cancelled;  // a const key: cancel() is const
+        BOOST_TEST(fut.cancelled());
+        (void)i;
+    }
+    BOOST_TEST(cancelled == 4);
+    b.release.count_down();
+    running.get();
+    // a key finds its entry again from another copy of the handle
+    auto first = futures.begin()->first;
+    BOOST_TEST(futures.count(first) == 1U);
+    BOOST_TEST(futures.at(first) == futures.begin()->second);
+}
+
+BOOST_AUTO_TEST_CASE(results_as_unordered_map_keys_take_done_callbacks_through_const,
+                     *utf::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    std::unordered_map<pypool::Future<int>, int> futures;
+    for (int i = 0; i < 5; ++i) futures.emplace(pool.submit([](int x) { return x * x; }, i), i);
+    std::latch all_called(5);
+    std::atomic<int> sum{0};
+    for (const auto& [fut, i] : futures) {
+        fut.add_done_callback([&](const pypool::Future<int>& f) {  // const key
+            if (!f.cancelled()) sum += f.get();
+            all_called.count_down();
+        });
+        BOOST_TEST((!fut.cancel() || fut.cancelled()));
+    }
+    all_called.wait();
+    int expected = 0;
+    for (const auto& [fut, i] : futures)
+        if (!fut.cancelled()) expected += i * i;
+    BOOST_TEST(sum.load() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(map_results_cancel_through_const, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Blocker b;
+    auto running = pool.apply_async(b.task());
+    b.started.wait();
+    const auto m = pool.map_async([](int x) { return x; }, std::vector<int>{1, 2, 3});
+    BOOST_TEST(m.cancel());
+    std::atomic<bool> called{false};
+    m.add_done_callback([&](const AsyncResult<std::vector<int>>& r) { called = r.cancelled(); });
+    b.release.count_down();
+    running.get();
+    pool.close();
+    pool.join();
+    BOOST_TEST(m.cancelled());
+    BOOST_TEST(called.load());
+}
+
+BOOST_AUTO_TEST_CASE(handles_order_by_task_identity) {
+    pypool::ThreadPool pool(1);
+    auto a = pool.submit([] { return 1; });
+    auto b = pool.submit([] { return 2; });
+    auto a2 = a;
+    BOOST_TEST((a <=> a2 == 0));
+    BOOST_TEST(((a < b) != (b < a)));
+    BOOST_TEST((AsyncResult<int>() <=> AsyncResult<int>() == 0));
+    a.get();
+    b.get();
+}
+
+// ---- pypool::what (Python's str(e)) --------------------------------------------------------
+
+namespace {
+struct NotAStdException {};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(what_returns_the_message_of_a_std_exception) {
+    BOOST_TEST(pypool::what(std::make_exception_ptr(std::runtime_error("boom"))) == "boom");
+    BOOST_TEST(pypool::what(std::make_exception_ptr(pypool::CancelledError())) ==
+               "task was cancelled");
+}
+
+BOOST_AUTO_TEST_CASE(what_describes_the_type_of_anything_else) {
+    BOOST_TEST(pypool::what(std::make_exception_ptr(42)) == "unknown exception of type int");
+    const std::string s = pypool::what(std::make_exception_ptr(NotAStdException{}));
+    BOOST_TEST(s.find("NotAStdException") != std::string::npos);
+    BOOST_TEST(pypool::what(nullptr) == "");
+}
+
+BOOST_AUTO_TEST_CASE(what_reads_a_task_failure_in_an_error_callback, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::string message;
+    auto r = pool.apply_async([]() -> int { throw std::invalid_argument("bad input"); },
+                              std::tuple{},
+                              {.error_callback = [&](std::exception_ptr e) {
+                                  message = pypool::what(e);
+                              }});
+    r.wait();
+    BOOST_TEST(message == "bad input");
+    BOOST_TEST(pypool::what(r.exception()) == "bad input");
 }

@@ -617,7 +617,7 @@ private:
 /// deferred past the call (use_awaitable) completes with that error on the handler's
 /// executor instead.
 template <class F, class... Args, class CompletionToken>
-    requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+    requires task_callable<F, Args...>
 auto async_apply(ThreadPool& pool, F&& f, std::tuple<Args...> args, CompletionToken&& token) {
     using R = detail::apply_result_t<F, Args...>;
     static_assert(std::is_void_v<R> || std::is_default_constructible_v<R>,

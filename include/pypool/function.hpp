@@ -3,6 +3,7 @@
 /// pypool::Function<Sig>: a move-only callable wrapper with a non-const call operator.
 
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <new>
@@ -32,6 +33,16 @@ bool is_null_callable(const F& f) noexcept {
         return false;
     }
 }
+
+/// A function pointer or an object with one, non-template operator() (a lambda that is
+/// not generic): a callable whose signature is fixed, so a mismatch is a mistake.
+template <class F>
+concept fixed_signature_callable =
+    (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
+    requires { &F::operator(); };
+
+template <class F>
+inline constexpr bool always_false_v = false;
 }  // namespace detail
 
 /// A move-only function wrapper (like C++23 std::move_only_function, with a non-const call
@@ -101,6 +112,33 @@ public:
         } else {
             *reinterpret_cast<D**>(buf_) = new D(std::forward<F>(f));
             vt_ = &heap_vtable<D>;
+        }
+    }
+
+    /// Refuses, with a static_assert naming the signature it needs, a callable whose fixed
+    /// signature does not fit (e.g. a Python-style error_callback taking const std::exception&);
+    /// without it the error would read "cannot convert brace-enclosed initializer list".
+    template <class F>
+        requires(!std::is_same_v<std::remove_cvref_t<F>, Function> &&
+                 !std::is_invocable_r_v<R, std::decay_t<F>&, Args...> &&
+                 detail::fixed_signature_callable<std::decay_t<F>>)
+    Function(F&&) {  // NOLINT(google-explicit-constructor)
+        if constexpr (std::is_same_v<void(Args...), void(std::exception_ptr)>) {
+            static_assert(detail::always_false_v<F>,
+                          "pypool: error_callback (and on_callback_error) must be callable as "
+                          "void(std::exception_ptr): write [](std::exception_ptr e) { ... } and "
+                          "use pypool::what(e) for the message (Python's str(e)), or "
+                          "std::rethrow_exception(e) to catch it by type");
+        } else if constexpr (sizeof...(Args) == 0) {
+            static_assert(detail::always_false_v<F>,
+                          "pypool: this callback must be callable as void() (Callbacks<void>::"
+                          "callback: the task returns nothing): take no parameter");
+        } else {
+            static_assert(detail::always_false_v<F>,
+                          "pypool: this callback cannot be called with what it receives: "
+                          "Callbacks<R>::callback is called as void(const R&) with the task's "
+                          "result, MapOptions<Item>::callback as void(const std::vector<Item>&) "
+                          "with all results");
         }
     }
 

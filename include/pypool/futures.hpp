@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include <pypool/detail/concepts.hpp>
 #include <pypool/detail/deadline.hpp>
 #include <pypool/detail/multi_wait.hpp>
 #include <pypool/errors.hpp>
@@ -38,6 +39,19 @@ struct WaitResult {
 };
 
 namespace detail {
+template <class T>
+std::type_identity<T> async_result_tag(const AsyncResult<T>&);
+}  // namespace detail
+
+/// wait/as_completed: an items_range (std or range-v3) whose elements are AsyncResult<T>
+/// handles (or derive from one, as MapResult<Item> does).
+template <class R>
+concept result_range =
+    items_range<std::remove_reference_t<R>> &&
+    requires { typename decltype(detail::async_result_tag(std::declval<const std::remove_cvref_t<
+                   detail::range_reference_t<std::remove_reference_t<R>>>&>()))::type; };
+
+namespace detail {
 
 template <class T>
 std::type_identity<T> async_result_tag(const AsyncResult<T>&);
@@ -47,19 +61,14 @@ template <class E>
 using async_result_value_t =
     typename decltype(async_result_tag(std::declval<const std::remove_cvref_t<E>&>()))::type;
 
-/// A range whose elements are AsyncResult<T> (or derive from one).
 template <class R>
-concept AsyncResultRange = std::ranges::input_range<R> &&
-                           requires { typename async_result_value_t<std::ranges::range_reference_t<R>>; };
-
-template <class R>
-using range_result_t = async_result_value_t<std::ranges::range_reference_t<R>>;
+using range_result_t = async_result_value_t<range_reference_t<R>>;
 
 /// The distinct results of r, in first-seen order; ValueError for an empty handle.
 template <class T, class R>
 std::vector<AsyncResult<T>> distinct_results(R&& r) {
     std::vector<AsyncResult<T>> out;
-    if constexpr (std::ranges::sized_range<R>) out.reserve(std::ranges::size(r));
+    if constexpr (any_sized_range<std::remove_reference_t<R>>) out.reserve(range_size(r));
     std::unordered_set<const void*> seen;
     for (auto&& e : r) {
         const AsyncResult<T>& a = e;
@@ -209,7 +218,7 @@ private:
 /// Yields each distinct result of `results` as it completes (finished ones first).
 /// Throws ValueError("AsyncResult has no state") for an empty handle.
 template <class R>
-    requires detail::AsyncResultRange<R>
+    requires result_range<R>
 AsCompleted<detail::range_result_t<R>> as_completed(R&& results) {
     using T = detail::range_result_t<R>;
     return AsCompleted<T>(detail::distinct_results<T>(std::forward<R>(results)), std::nullopt);
@@ -217,7 +226,7 @@ AsCompleted<detail::range_result_t<R>> as_completed(R&& results) {
 /// As as_completed(results); iteration throws TimeoutError("N (of M) futures unfinished")
 /// once `timeout` (counted from this call) has passed with no result left to yield.
 template <class R, class Rep, class Period>
-    requires detail::AsyncResultRange<R>
+    requires result_range<R>
 AsCompleted<detail::range_result_t<R>> as_completed(R&& results,
                                                     std::chrono::duration<Rep, Period> timeout) {
     using T = detail::range_result_t<R>;
@@ -241,7 +250,7 @@ AsCompleted<T> as_completed(std::initializer_list<AsyncResult<T>> results,
 /// into done / not_done. Throws ValueError for an empty handle, DeadlockError (see
 /// AsCompleted) where it would block on a pool's callback thread.
 template <class R>
-    requires detail::AsyncResultRange<R>
+    requires result_range<R>
 WaitResult<detail::range_result_t<R>> wait(R&& results, ReturnWhen when = ReturnWhen::AllCompleted) {
     using T = detail::range_result_t<R>;
     return detail::wait_impl<T>(detail::distinct_results<T>(std::forward<R>(results)),
@@ -249,7 +258,7 @@ WaitResult<detail::range_result_t<R>> wait(R&& results, ReturnWhen when = Return
 }
 /// As wait(results, when), but returns when `timeout` has passed; zero only checks.
 template <class R, class Rep, class Period>
-    requires detail::AsyncResultRange<R>
+    requires result_range<R>
 WaitResult<detail::range_result_t<R>> wait(R&& results, std::chrono::duration<Rep, Period> timeout,
                                            ReturnWhen when = ReturnWhen::AllCompleted) {
     using T = detail::range_result_t<R>;

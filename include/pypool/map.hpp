@@ -20,6 +20,7 @@
 
 #include <range/v3/range/concepts.hpp>
 
+#include <pypool/detail/concepts.hpp>
 #include <pypool/detail/deadline.hpp>
 #include <pypool/detail/state.hpp>
 #include <pypool/errors.hpp>
@@ -59,12 +60,12 @@ struct InputTraits {
     static constexpr bool container = owned && !is_view_v<Rng>;
     /// The type iterated: the kept copy for owned ranges, the caller's range otherwise.
     using Iterated = std::conditional_t<owned, Rng, std::remove_reference_t<R>>;
-    using Ref = std::ranges::range_reference_t<Iterated>;
-    using Value = std::ranges::range_value_t<Iterated>;
+    using Ref = range_reference_t<Iterated>;
+    using Value = range_value_t<Iterated>;
     using V = std::remove_reference_t<Ref>;
     static constexpr bool lref = std::is_lvalue_reference_v<Ref>;
     static constexpr bool by_pointer =
-        lref && std::ranges::forward_range<Iterated> && (Lazy || Blocking || container);
+        lref && any_forward_range<Iterated> && (Lazy || Blocking || container);
     /// The owned range must be kept while items run (they point into it).
     static constexpr bool keep_range = owned && by_pointer;
     using Stored = std::conditional_t<by_pointer, V*, Value>;
@@ -97,25 +98,41 @@ decltype(auto) call_item(Fn& f, A&& a) {
         return std::invoke(f, std::forward<A>(a));
 }
 
-template <bool Star, class Fn, class A>
-concept item_invocable = requires(Fn& f, A&& a) { call_item<Star>(f, std::forward<A>(a)); };
-
 /// R or None for void.
 template <class R>
 using item_of_t = std::conditional_t<std::is_void_v<R>, None, std::decay_t<R>>;
 
-/// The requirements of map/imap/starmap on (F, Range).
-template <class F, class R, bool Star, bool Lazy, bool Blocking>
-concept bulk_callable =
-    std::ranges::input_range<std::remove_reference_t<R>> &&
-    std::move_constructible<std::decay_t<F>> &&
-    item_invocable<Star, std::decay_t<F>, typename InputTraits<R, Lazy, Blocking>::Arg>;
+/// The result of calling f on one element as the bulk call passes it (Arg), or
+/// not_callable where that call is invalid (see apply_result_t).
+template <bool Star, class Fn, class A>
+struct CallItemResult {
+    using type = not_callable;
+};
+template <class Fn, class A>
+    requires std::invocable<Fn&, A>
+struct CallItemResult<false, Fn, A> {
+    using type = std::invoke_result_t<Fn&, A>;
+};
+template <class Fn, class A>
+    requires applicable_to_tuple<Fn&, A>
+struct CallItemResult<true, Fn, A> {
+    using type = decltype(std::apply(std::declval<Fn&>(), std::declval<A>()));
+};
 
-/// The item type of a map/imap/starmap of F over R.
+template <class F, class R, bool Star, bool Lazy, bool Blocking,
+          bool = items_range<std::remove_reference_t<R>>>
+struct BulkItem {
+    using type = not_callable;
+};
 template <class F, class R, bool Star, bool Lazy, bool Blocking>
-using bulk_item_t = item_of_t<decltype(call_item<Star>(
-    std::declval<std::decay_t<F>&>(),
-    std::declval<typename InputTraits<R, Lazy, Blocking>::Arg>()))>;
+struct BulkItem<F, R, Star, Lazy, Blocking, true> {
+    using type = item_of_t<typename CallItemResult<
+        Star, std::decay_t<F>, typename InputTraits<R, Lazy, Blocking>::Arg>::type>;
+};
+
+/// The item type of a map/imap/starmap of F over R (not_callable if f does not fit).
+template <class F, class R, bool Star, bool Lazy, bool Blocking>
+using bulk_item_t = typename BulkItem<F, R, Star, Lazy, Blocking>::type;
 
 /// Item types of map_async, starmap_async and imap/imap_unordered.
 template <class F, class R>

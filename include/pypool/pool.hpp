@@ -50,7 +50,7 @@ public:
     /// Runs f(args...) on a worker and returns its result (blocks; on a worker of this pool
     /// it runs queued tasks meanwhile). Rethrows what f threw; throws if not accepting.
     template <class F, class... Args>
-        requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+        requires task_callable<F, Args...>
     detail::apply_result_t<F, Args...> apply(F&& f, std::tuple<Args...> args = {}) {
         return apply_async(std::forward<F>(f), std::move(args)).get();
     }
@@ -59,7 +59,7 @@ public:
     /// run on the callback thread; the result is ready after the one called returned.
     /// Throws ValueError/RuntimeError if the pool does not accept work.
     template <class F, class... Args>
-        requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+        requires task_callable<F, Args...>
     AsyncResult<detail::apply_result_t<F, Args...>> apply_async(
         F&& f, std::tuple<Args...> args = {},
         Callbacks<detail::apply_result_t<F, Args...>> cb = {}) {
@@ -82,7 +82,7 @@ public:
     /// Queues f(args...) (arguments decay-copied) and returns its Future at once. Throws
     /// RuntimeError("cannot schedule new futures after shutdown") after shutdown().
     template <class F, class... Args>
-        requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+        requires task_callable<F, Args...>
     AsyncResult<detail::apply_result_t<F, Args...>> submit(F&& f, Args&&... args) {
         return apply_async(std::forward<F>(f),
                            std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
@@ -102,14 +102,14 @@ public:
     /// ceil(n / (4 * size())). Throws the exception of the lowest failing position (all items
     /// still run), what reading items threw, or ValueError/RuntimeError if not accepting.
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, false, false, true>
+        requires map_callable<F, Range>
     std::vector<map_item_t<F, Range>> map(F&& f, Range&& items, std::size_t chunksize = 0) {
         return detail::run_map<false, map_item_t<F, Range>>(core_, std::forward<F>(f),
                                                            std::forward<Range>(items), chunksize);
     }
     /// map over a braced list: pool.map(f, {1, 2, 3}).
     template <class F, class T>
-        requires detail::bulk_callable<F, std::initializer_list<T>&, false, false, true>
+        requires map_callable<F, std::initializer_list<T>&>
     std::vector<map_item_t<F, std::initializer_list<T>&>> map(F&& f, std::initializer_list<T> items,
                                                               std::size_t chunksize = 0) {
         return detail::run_map<false, map_item_t<F, std::initializer_list<T>&>>(
@@ -119,7 +119,7 @@ public:
     /// whole vector (also an empty one) on the callback thread; the result is ready after
     /// it returned. Throws what reading items threw, or ValueError/RuntimeError if not accepting.
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, false, false, false>
+        requires map_async_callable<F, Range>
     MapResult<detail::async_item_t<F, Range>> map_async(
         F&& f, Range&& items, MapOptions<detail::async_item_t<F, Range>> options = {}) {
         return detail::start_map<false, false>(core_, std::forward<F>(f),
@@ -127,7 +127,7 @@ public:
     }
     /// map_async over a braced list (copied into the call).
     template <class F, class T>
-        requires detail::bulk_callable<F, std::vector<T>, false, false, false>
+        requires map_async_callable<F, std::vector<T>>
     MapResult<detail::async_item_t<F, std::vector<T>>> map_async(
         F&& f, std::initializer_list<T> items,
         MapOptions<detail::async_item_t<F, std::vector<T>>> options = {}) {
@@ -136,7 +136,7 @@ public:
     }
     /// Python's starmap: std::apply(f, element) for every tuple-like element; as map.
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, true, false, true>
+        requires starmap_callable<F, Range>
     std::vector<starmap_item_t<F, Range>> starmap(F&& f, Range&& tuples,
                                                   std::size_t chunksize = 0) {
         return detail::run_map<true, starmap_item_t<F, Range>>(
@@ -144,7 +144,7 @@ public:
     }
     /// Python's starmap_async: std::apply(f, element) for every element; as map_async.
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, true, false, false>
+        requires starmap_async_callable<F, Range>
     MapResult<detail::async_staritem_t<F, Range>> starmap_async(
         F&& f, Range&& tuples, MapOptions<detail::async_staritem_t<F, Range>> options = {}) {
         return detail::start_map<true, false>(core_, std::forward<F>(f),
@@ -157,7 +157,7 @@ public:
     /// not 0"); ValueError/RuntimeError if not accepting. An lvalue range must outlive the
     /// iterator; an rvalue range is moved into it.
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, false, true, false>
+        requires imap_callable<F, Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap(F&& f, Range&& items,
                                                      std::size_t chunksize = 1) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
@@ -165,14 +165,14 @@ public:
     }
     /// imap with chunksize and max_in_flight (0: 4 * size()).
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, false, true, false>
+        requires imap_callable<F, Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap(F&& f, Range&& items, IMapOptions options) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
                                          options, true);
     }
     /// imap over a braced list (copied into the iterator).
     template <class F, class T>
-        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+        requires imap_callable<F, std::vector<T>>
     IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap(F&& f, std::initializer_list<T> items,
                                                               std::size_t chunksize = 1) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
@@ -180,7 +180,7 @@ public:
     }
     /// imap over a braced list with options.
     template <class F, class T>
-        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+        requires imap_callable<F, std::vector<T>>
     IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap(F&& f, std::initializer_list<T> items,
                                                               IMapOptions options) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
@@ -188,7 +188,7 @@ public:
     }
     /// Python's imap_unordered: as imap, but items come in completion order.
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, false, true, false>
+        requires imap_callable<F, Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap_unordered(F&& f, Range&& items,
                                                                std::size_t chunksize = 1) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
@@ -196,7 +196,7 @@ public:
     }
     /// imap_unordered with chunksize and max_in_flight (0: 4 * size()).
     template <class F, class Range>
-        requires detail::bulk_callable<F, Range, false, true, false>
+        requires imap_callable<F, Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap_unordered(F&& f, Range&& items,
                                                                IMapOptions options) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
@@ -204,7 +204,7 @@ public:
     }
     /// imap_unordered over a braced list (copied into the iterator).
     template <class F, class T>
-        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+        requires imap_callable<F, std::vector<T>>
     IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap_unordered(
         F&& f, std::initializer_list<T> items, std::size_t chunksize = 1) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),
@@ -212,7 +212,7 @@ public:
     }
     /// imap_unordered over a braced list with options.
     template <class F, class T>
-        requires detail::bulk_callable<F, std::vector<T>, false, true, false>
+        requires imap_callable<F, std::vector<T>>
     IMapIterator<detail::lazy_item_t<F, std::vector<T>>> imap_unordered(
         F&& f, std::initializer_list<T> items, IMapOptions options) {
         return detail::start_imap<false>(core_, std::forward<F>(f), std::vector<T>(items),

@@ -5,6 +5,7 @@
 /// (result/exception/done/running/cancelled/cancel/add_done_callback).
 
 #include <chrono>
+#include <compare>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -116,11 +117,12 @@ public:
         return s_ && s_->outcome() == detail::outcome_cancelled;
     }
     /// Cancels the task if it has not started; true if it is cancelled (now or before).
-    /// ValueError if empty.
-    bool cancel() { return state()->cancel(); }
+    /// ValueError if empty. const: the handle is shared state (as std::shared_future is),
+    /// so a result used as a std::map key can be cancelled.
+    bool cancel() const { return state()->cancel(); }
     /// Runs fn(*this) on the callback thread once done (at once, on the calling thread,
-    /// if the pool's callback thread has finished). ValueError if empty.
-    void add_done_callback(std::function<void(const AsyncResult&)> fn) {
+    /// if the pool's callback thread has finished). ValueError if empty. const, as cancel().
+    void add_done_callback(std::function<void(const AsyncResult&)> fn) const {
         State* s = state();
         if (!fn) return;
         s->add_done_callback([fn = std::move(fn), self = *this]() mutable { fn(self); });
@@ -129,6 +131,11 @@ public:
     /// Same task (or both empty).
     friend bool operator==(const AsyncResult& a, const AsyncResult& b) noexcept {
         return a.s_.get() == b.s_.get();
+    }
+    /// Orders handles by the identity of their task (stable while the task lives), so
+    /// results can be std::map keys (Python's {ex.submit(...): i}). Never throws.
+    friend std::strong_ordering operator<=>(const AsyncResult& a, const AsyncResult& b) noexcept {
+        return std::compare_three_way{}(a.s_.get(), b.s_.get());
     }
     /// Internal: the shared state (nullptr if empty).
     State* state_ptr() const noexcept { return s_.get(); }

@@ -7,6 +7,9 @@ cp -R "$src/tests/packaging/meson_consumer" "$tmp/consumer"
 cp "$src/tests/packaging/consumer.cpp" "$tmp/consumer/"
 mkdir "$tmp/consumer/subprojects"
 ln -s "$src" "$tmp/consumer/subprojects/pypool"
+# README's wrap for a local copy (the [provide] line maps dependency('pypool') to it)
+printf '[wrap-file]\ndirectory = pypool\n\n[provide]\npypool = pypool_dep\n' \
+    >"$tmp/consumer/subprojects/pypool.wrap"
 CXX=$cxx meson setup "$tmp/build" "$tmp/consumer" --wrap-mode=nodownload \
     --force-fallback-for=pypool >"$tmp/setup.log" 2>&1 || { cat "$tmp/setup.log"; exit 1; }
 grep -q "Subproject pypool finished" "$tmp/setup.log" || { cat "$tmp/setup.log"; echo "pypool was not built as a subproject"; exit 1; }

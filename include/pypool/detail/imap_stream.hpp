@@ -528,8 +528,8 @@ class ImapStream final : public ImapStreamBase<Item> {
     using Stored = typename Traits::Stored;
     using Iterated = typename Traits::Iterated;
     using Holder = std::conditional_t<Traits::owned, typename Traits::Rng, Iterated*>;
-    using It = std::ranges::iterator_t<Iterated>;
-    using Sent = std::ranges::sentinel_t<Iterated>;
+    using It = range_iterator_t<Iterated>;
+    using Sent = range_sentinel_t<Iterated>;
 
     struct Chunk final : ChunkBase {
         explicit Chunk(ImapStream* s) noexcept : ChunkBase(s) {}
@@ -604,8 +604,8 @@ private:
         auto* c = static_cast<Chunk*>(cb);
         c->count_ = 0;
         if (!it_) {
-            it_.emplace(std::ranges::begin(range()));
-            end_.emplace(std::ranges::end(range()));
+            it_.emplace(range_begin(range()));
+            end_.emplace(range_end(range()));
         }
         It& it = *it_;
         while (c->count_ < this->chunksize_) {

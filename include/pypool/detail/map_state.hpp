@@ -163,9 +163,9 @@ private:
             in_size_ = static_cast<std::size_t>(std::ranges::size(rg));
             return;
         }
-        if constexpr (std::ranges::sized_range<Rg>) inputs_.reserve(std::ranges::size(rg));
-        auto it = std::ranges::begin(rg);
-        auto end = std::ranges::end(rg);
+        if constexpr (any_sized_range<Rg>) inputs_.reserve(range_size(rg));
+        auto it = range_begin(rg);
+        auto end = range_end(rg);
         for (; it != end; ++it) inputs_.push_back(Traits::store(it));
     }
 

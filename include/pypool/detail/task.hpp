@@ -9,15 +9,28 @@
 #include <type_traits>
 #include <utility>
 
+#include <pypool/detail/concepts.hpp>
 #include <pypool/detail/pool_core.hpp>
 #include <pypool/detail/state.hpp>
 #include <pypool/options.hpp>
 
 namespace pypool::detail {
 
-/// The decayed result of calling a decay-copied F with decay-copied Args as rvalues.
+/// The decayed result of calling a decay-copied F with decay-copied Args as rvalues, or
+/// not_callable where that call is invalid (so that a signature naming it substitutes and
+/// its task_callable constraint reports the mistake, also with clang, which substitutes
+/// the return type before it checks constraints).
 template <class F, class... Args>
-using apply_result_t = std::decay_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
+struct ApplyResult {
+    using type = not_callable;
+};
+template <class F, class... Args>
+    requires std::invocable<std::decay_t<F>, std::decay_t<Args>...>
+struct ApplyResult<F, Args...> {
+    using type = std::decay_t<std::invoke_result_t<std::decay_t<F>, std::decay_t<Args>...>>;
+};
+template <class F, class... Args>
+using apply_result_t = typename ApplyResult<F, Args...>::type;
 
 struct NoCallbacks {};
 
