@@ -1,0 +1,324 @@
+#pragma once
+// Internal: how a call crosses the process boundary of a ProcessPool.
+//
+// A task travels as (entry, fn, bytes): `entry` is remote_entry<F, Args...> (a plain
+// function instantiated per callable and argument types), `fn` the function pointer for a
+// function-pointer callable (nullptr for a capture-less lambda, which the entry
+// default-constructs), `bytes` the cereal encoding of the decayed argument tuple. The
+// parent names both code addresses as (module, offset, build-id) (src/process/), the
+// worker resolves them in its own address space, calls entry, and sends back the reply
+// bytes it wrote: one status byte, then the cereal encoding of the result, or the
+// exception (see encode_current_exception).
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <istream>
+#include <ostream>
+#include <streambuf>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/chrono.hpp>
+#include <cereal/types/deque.hpp>
+#include <cereal/types/list.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <pypool/map.hpp>
+
+namespace pypool {
+
+/// cereal support for pypool::None (a map over a void function yields it): nothing to store.
+template <class Archive>
+void serialize(Archive&, None&) {}
+
+namespace detail {
+
+/// The worker-side entry of one (callable, argument types): decodes the arguments from
+/// [data, data + size), calls the function, appends the reply to out. Never throws.
+using RemoteEntry = void (*)(const void* fn, const char* data, std::size_t size,
+                             std::string& out) noexcept;
+
+/// Status byte that starts every reply.
+enum : char {
+    reply_value = 0,          // the encoded result follows
+    reply_exception = 1,      // an encoded exception follows (encode_current_exception)
+    reply_serialization = 2,  // the worker could not decode/encode: message follows
+};
+
+// ---- out of line (src/process/) -----------------------------------------------------------
+
+/// On a worker thread of a ProcessPool: sends the call to that thread's worker process and
+/// returns the reply bytes. Throws BrokenProcessPool (the worker died), TimeoutError
+/// (task_timeout passed; the worker was killed), CancelledError (terminate() killed it).
+std::string process_call(RemoteEntry entry, const void* fn, std::string&& args);
+/// In a worker: appends the current exception (type, what()) to out. Never throws.
+void encode_current_exception(std::string& out) noexcept;
+/// In the parent: throws the exception a reply_exception reply describes.
+[[noreturn]] void throw_remote_exception(const char* data, std::size_t size);
+/// Throws SerializationError(what + ": " + the current exception's message).
+[[noreturn]] void throw_serialization_error(const char* what, const std::type_info& type);
+/// Demangled name of a type.
+std::string demangle(const char* mangled);
+/// register_exception<E>(): types named by demangled name come back as themselves.
+void register_exception_factory(const std::type_info& type,
+                                std::exception_ptr (*make)(const std::string& what));
+
+// ---- byte streams over memory --------------------------------------------------------------
+
+/// A read-only streambuf over a byte range (no copy).
+class InBuf final : public std::streambuf {
+public:
+    InBuf(const char* data, std::size_t size) {
+        char* p = const_cast<char*>(data);
+        setg(p, p, p + size);
+    }
+
+protected:
+    std::streamsize xsgetn(char* s, std::streamsize n) override {
+        const std::streamsize left = egptr() - gptr();
+        if (n > left) n = left;
+        if (n > 0) {
+            traits_type::copy(s, gptr(), static_cast<std::size_t>(n));
+            gbump(static_cast<int>(n));
+        }
+        return n;
+    }
+};
+
+/// A streambuf appending to a std::string.
+class OutBuf final : public std::streambuf {
+public:
+    explicit OutBuf(std::string& s) : s_(s) {}
+
+protected:
+    std::streamsize xsputn(const char* p, std::streamsize n) override {
+        s_.append(p, static_cast<std::size_t>(n));
+        return n;
+    }
+    int_type overflow(int_type c) override {
+        if (!traits_type::eq_int_type(c, traits_type::eof())) s_.push_back(traits_type::to_char_type(c));
+        return traits_type::not_eof(c);
+    }
+
+private:
+    std::string& s_;
+};
+
+/// Appends the cereal binary encoding of values to out.
+template <class... T>
+void encode_to(std::string& out, const T&... values) {
+    OutBuf buf(out);
+    std::ostream os(&buf);
+    cereal::BinaryOutputArchive ar(os);
+    ar(values...);
+}
+
+/// Decodes values from [data, data + size); throws cereal's exception on bad input.
+template <class... T>
+void decode_from(const char* data, std::size_t size, T&... values) {
+    InBuf buf(data, size);
+    std::istream is(&buf);
+    cereal::BinaryInputArchive ar(is);
+    ar(values...);
+}
+
+// ---- compile-time checks --------------------------------------------------------------------
+
+template <class T>
+inline constexpr bool serializable_v =
+    std::is_same_v<T, None> ||
+    (cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+     cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value);
+
+/// Instantiated for every argument and result type: the compiler's "in instantiation of
+/// check_serializable<T>" line names the type.
+template <class T>
+struct check_serializable {
+    static_assert(serializable_v<T>,
+                  "pypool::ProcessPool: this argument or result type cannot be serialized by "
+                  "cereal (see the type in 'check_serializable<T>' above): give it a "
+                  "serialize(Archive&) member or free function, or include the cereal header "
+                  "for it");
+    static_assert(std::is_default_constructible_v<T>,
+                  "pypool::ProcessPool: argument and result types must be default-constructible "
+                  "(they are decoded into a default-constructed object)");
+    static constexpr bool value = true;
+};
+template <>
+struct check_serializable<void> {
+    static constexpr bool value = true;
+};
+
+template <class P>
+inline constexpr bool mutable_ref_v =
+    std::is_lvalue_reference_v<P> && !std::is_const_v<std::remove_reference_t<P>>;
+
+template <class Sig>
+struct params_ok : std::true_type {};
+template <class R, class... P>
+struct params_ok<R(P...)> : std::bool_constant<!(mutable_ref_v<P> || ...)> {};
+template <class R, class... P>
+struct params_ok<R(P...) noexcept> : params_ok<R(P...)> {};
+template <class C, class R, class... P>
+struct params_ok<R (C::*)(P...) const> : params_ok<R(P...)> {};
+template <class C, class R, class... P>
+struct params_ok<R (C::*)(P...) const noexcept> : params_ok<R(P...)> {};
+template <class C, class R, class... P>
+struct params_ok<R (C::*)(P...)> : params_ok<R(P...)> {};
+template <class C, class R, class... P>
+struct params_ok<R (C::*)(P...) noexcept> : params_ok<R(P...)> {};
+
+template <class F>
+constexpr bool callable_params_ok() {
+    if constexpr (std::is_pointer_v<F>)
+        return params_ok<std::remove_pointer_t<F>>::value;
+    else if constexpr (requires { &F::operator(); })
+        return params_ok<decltype(&F::operator())>::value;
+    else
+        return true;  // a generic lambda: checked at the call (it must take the rvalue)
+}
+
+template <class F>
+inline constexpr bool remote_callable_v =
+    (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) ||
+    (std::is_class_v<F> && std::is_empty_v<F> && std::is_default_constructible_v<F> &&
+     std::is_trivially_copyable_v<F>);
+
+/// The checks every ProcessPool member makes on its callable.
+template <class F>
+constexpr bool check_remote_callable() {
+    static_assert(remote_callable_v<F>,
+                  "pypool::ProcessPool runs the callable in another process, so it must be a "
+                  "function pointer or a lambda without captures: pass state as arguments "
+                  "(they are copied through cereal)");
+    static_assert(callable_params_ok<F>(),
+                  "pypool::ProcessPool: a parameter is a non-const reference; the task runs on "
+                  "a copy in another process, so take it by value or const reference and "
+                  "return what changed");
+    return true;
+}
+
+/// The decayed result of F called with rvalues of A.
+template <class F, class... A>
+using remote_result_t = std::decay_t<std::invoke_result_t<F&, A...>>;
+
+/// Worker side: decode (Args...), call F, encode the result or the exception.
+template <class F, class... Args>
+void remote_entry(const void* fn, const char* data, std::size_t size, std::string& out) noexcept {
+    using R = remote_result_t<F, Args...>;
+    std::tuple<Args...> args;
+    try {
+        if constexpr (sizeof...(Args) > 0)
+            std::apply([&](auto&... v) { decode_from(data, size, v...); }, args);
+    } catch (...) {
+        out.push_back(reply_serialization);
+        try {
+            try {
+                throw;
+            } catch (const std::exception& e) {
+                out += "cannot decode the arguments in the worker: ";
+                out += e.what();
+            } catch (...) {
+                out += "cannot decode the arguments in the worker";
+            }
+        } catch (...) {
+        }
+        return;
+    }
+    auto f = [fn] {
+        if constexpr (std::is_pointer_v<F>)
+            return reinterpret_cast<F>(const_cast<void*>(fn));
+        else
+            return F{};
+    }();
+    const std::size_t start = out.size();
+    try {
+        if constexpr (std::is_void_v<R>) {
+            std::apply(f, std::move(args));
+            out.push_back(reply_value);
+        } else {
+            R r = std::apply(f, std::move(args));
+            out.push_back(reply_value);
+            try {
+                encode_to(out, r);
+            } catch (...) {
+                out.resize(start);
+                out.push_back(reply_serialization);
+                try {
+                    throw;
+                } catch (const std::exception& e) {
+                    out += "cannot encode the result in the worker: ";
+                    out += e.what();
+                } catch (...) {
+                    out += "cannot encode the result in the worker";
+                }
+            }
+        }
+    } catch (...) {
+        out.resize(start);
+        out.push_back(reply_exception);
+        encode_current_exception(out);
+    }
+}
+
+/// The callable a ProcessPool hands to the shared core: called on a worker thread (the
+/// proxy of one worker process), it ships the call to that process and returns its result.
+template <class F>
+struct RemoteFn {
+    F f;
+
+    template <class... A>
+    auto operator()(A&&... a) const -> remote_result_t<F, std::decay_t<A>...> {
+        using R = remote_result_t<F, std::decay_t<A>...>;
+        static_assert((check_serializable<std::decay_t<A>>::value && ...));
+        static_assert(check_serializable<R>::value);
+        std::string args;
+        try {
+            if constexpr (sizeof...(A) > 0) encode_to(args, a...);
+        } catch (...) {
+            throw_serialization_error("cannot encode the arguments", typeid(std::tuple<std::decay_t<A>...>));
+        }
+        const void* fn = nullptr;
+        if constexpr (std::is_pointer_v<F>) fn = reinterpret_cast<const void*>(f);
+        const std::string reply =
+            process_call(&remote_entry<F, std::decay_t<A>...>, fn, std::move(args));
+        const char* p = reply.data() + 1;
+        const std::size_t n = reply.size() - 1;
+        switch (reply.empty() ? static_cast<char>(reply_serialization) : reply[0]) {
+            case reply_value:
+                break;
+            case reply_exception:
+                throw_remote_exception(p, n);
+            default:
+                throw_serialization_error(std::string(p, n).c_str(), typeid(R));
+        }
+        if constexpr (!std::is_void_v<R>) {
+            R r{};
+            try {
+                decode_from(p, n, r);
+            } catch (...) {
+                throw_serialization_error("cannot decode the result", typeid(R));
+            }
+            return r;
+        }
+    }
+};
+
+}  // namespace detail
+}  // namespace pypool
