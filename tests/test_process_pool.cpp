@@ -6,7 +6,10 @@
 
 #include <pypool/pypool.hpp>
 
+#include <chrono>
+#include <set>
 #include <stdexcept>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -22,4 +25,114 @@ BOOST_AUTO_TEST_CASE(apply_runs_in_another_process_fork) {
     BOOST_TEST(pool.apply(getpid_task) != static_cast<int>(::getpid()));
     auto f = pool.submit([](std::string s) { return s + "!"; }, std::string("hi"));
     BOOST_TEST(f.get() == "hi!");
+}
+
+namespace {
+using pypool::StartMethod;
+const StartMethod all_methods[] = {StartMethod::fork, StartMethod::spawn, StartMethod::forkserver};
+
+pypool::ProcessPoolOptions opts(StartMethod m, int n = 2) {
+    return pypool::ProcessPoolOptions{.processes = n, .start_method = m};
+}
+int crash(int x) {
+    if (x < 0) {
+        volatile int* p = nullptr;
+        *p = 1;
+    }
+    return x;
+}
+int throw_runtime(int) { throw std::runtime_error("boom"); }
+int throw_int(int) { throw 7; }
+struct MyError : std::runtime_error {
+    explicit MyError(const std::string& w) : std::runtime_error(w) {}
+};
+int throw_mine(int) { throw MyError("mine"); }
+int sqr(int x) { return x * x; }
+void forever() {
+    for (;;) ::pause();
+}
+void init_throws() { throw std::runtime_error("init failed"); }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_start_method_runs_tasks) {
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m));
+        BOOST_TEST(pool.apply(add, std::tuple{40, 2}) == 42);
+        std::vector<int> in{1, 2, 3, 4, 5};
+        BOOST_TEST(pool.map(sqr, in) == (std::vector<int>{1, 4, 9, 16, 25}));
+        int sum = 0;
+        for (int v : pool.imap(sqr, in)) sum += v;
+        BOOST_TEST(sum == 55);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(exceptions_come_back_by_type) {
+    pypool::register_exception<MyError>();
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m, 1));
+        BOOST_CHECK_EXCEPTION(pool.apply(throw_runtime, std::tuple{1}), std::runtime_error,
+                              [](const std::runtime_error& e) {
+                                  return std::string(e.what()) == "boom" &&
+                                         typeid(e) == typeid(std::runtime_error);
+                              });
+        BOOST_CHECK_EXCEPTION(pool.apply(throw_int, std::tuple{1}), pypool::RemoteError,
+                              [](const pypool::RemoteError& e) { return e.type_name() == "int"; });
+        BOOST_CHECK_THROW(pool.apply(throw_mine, std::tuple{1}), MyError);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_crash_fails_only_its_task) {
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m));
+        BOOST_CHECK_EXCEPTION(pool.apply(crash, std::tuple{-1}), pypool::BrokenProcessPool,
+                              [](const pypool::BrokenProcessPool& e) {
+                                  return std::string(e.what()).find("SIGSEGV") != std::string::npos;
+                              });
+        for (int i = 0; i < 20; ++i) BOOST_TEST(pool.apply(crash, std::tuple{i}) == i);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(task_timeout_kills_a_stuck_task) {
+    for (StartMethod m : all_methods) {
+        auto o = opts(m, 1);
+        o.task_timeout = std::chrono::milliseconds(200);
+        pypool::ProcessPool pool(o);
+        BOOST_CHECK_THROW(pool.apply(forever), pypool::TimeoutError);
+        BOOST_TEST(pool.apply(add, std::tuple{1, 1}) == 2);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(max_tasks_per_child_recycles) {
+    for (StartMethod m : all_methods) {
+        auto o = opts(m, 2);
+        o.max_tasks_per_child = 1;
+        pypool::ProcessPool pool(o);
+        std::vector<pypool::AsyncResult<int>> rs;
+        for (int i = 0; i < 20; ++i) rs.push_back(pool.submit(getpid_task));
+        std::set<int> pids;
+        for (auto& r : rs) pids.insert(r.get());
+        BOOST_TEST(pids.size() == 20U);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(failing_initializer_fails_the_constructor) {
+    for (StartMethod m : all_methods) {
+        auto o = opts(m, 2);
+        o.initializer = init_throws;
+        BOOST_CHECK_EXCEPTION(pypool::ProcessPool{o}, pypool::RuntimeError,
+                              [](const pypool::RuntimeError& e) {
+                                  return std::string(e.what()).find("init failed") != std::string::npos;
+                              });
+    }
+}
+
+BOOST_AUTO_TEST_CASE(terminate_kills_running_tasks) {
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m, 1));
+        auto r = pool.submit(forever);
+        while (!r.running()) std::this_thread::yield();
+        pool.terminate();
+        BOOST_CHECK_THROW(r.get(), pypool::CancelledError);
+        pool.join();
+    }
 }
