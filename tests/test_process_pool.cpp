@@ -133,6 +133,61 @@ BOOST_AUTO_TEST_CASE(terminate_kills_running_tasks) {
         while (!r.running()) std::this_thread::yield();
         pool.terminate();
         BOOST_CHECK_THROW(r.get(), pypool::CancelledError);
+        BOOST_TEST(r.cancelled());
         pool.join();
     }
+}
+
+namespace {
+int fail_odd(int x) {
+    if (x % 2) throw std::invalid_argument("odd " + std::to_string(x));
+    return x;
+}
+void nothing(int) {}
+int mul(int a, int b) { return a * b; }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(map_chunks_travel_as_one_message_with_per_item_outcomes) {
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m));
+        std::vector<int> in(1000);
+        for (int i = 0; i < 1000; ++i) in[static_cast<std::size_t>(i)] = i;
+        auto out = pool.map(sqr, in);
+        BOOST_TEST(out.size() == 1000U);
+        BOOST_TEST(out[999] == 999 * 999);
+        BOOST_CHECK_EXCEPTION(pool.map(fail_odd, in, 10), std::invalid_argument,
+                              [](const std::invalid_argument& e) { return std::string(e.what()) == "odd 1"; });
+        BOOST_TEST(pool.map(nothing, in).size() == 1000U);
+        std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}};
+        BOOST_TEST(pool.starmap(mul, pairs) == (std::vector<int>{2, 12}));
+        // imap: a failing item throws at its position, the rest still come
+        auto it = pool.imap(fail_odd, std::vector<int>{0, 1, 2}, 3);
+        BOOST_TEST(*it.next() == 0);
+        BOOST_CHECK_THROW(it.next(), std::invalid_argument);
+        BOOST_TEST(*it.next() == 2);
+        BOOST_TEST(!it.next());
+        int sum = 0;
+        for (int v : pool.imap_unordered(sqr, std::vector<int>{1, 2, 3}, 2)) sum += v;
+        BOOST_TEST(sum == 14);
+        // a chunk whose worker dies fails the map with BrokenProcessPool, the pool goes on
+        BOOST_CHECK_THROW(pool.map(crash, std::vector<int>{1, -1, 2}, 1), pypool::BrokenProcessPool);
+        BOOST_TEST(pool.map(crash, std::vector<int>{1, 2}).size() == 2U);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_run_in_the_parent_and_can_follow_up) {
+    pypool::ProcessPool pool(opts(StartMethod::forkserver));
+    std::vector<int> seen;  // touched only by callbacks
+    pypool::AsyncResult<int> follow;
+    auto r = pool.apply_async(add, std::tuple{1, 2},
+                              {.callback = [&](const int& v) {
+                                  seen.push_back(v);
+                                  follow = pool.apply_async(add, std::tuple{v, 10});
+                              }});
+    r.get();
+    BOOST_TEST(follow.get() == 13);
+    BOOST_TEST(seen == std::vector<int>{3});
+    auto s = pool.stats();
+    BOOST_TEST(s.submitted == 2U);
+    BOOST_TEST(s.completed == 2U);
 }

@@ -717,7 +717,7 @@ void ProcessBackend::start(Slot& s) {
 std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&& args) {
     Slot& s = *tls_slot;
     if (broken_.load(std::memory_order_acquire)) throw_broken();
-    if (terminating_.load(std::memory_order_acquire)) throw CancelledError();
+    if (terminating_.load(std::memory_order_acquire)) throw RunCancelled();
     bool alive;
     {
         std::lock_guard lk(s.m);
@@ -747,7 +747,7 @@ std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&
     if (!ec) {
         if (!wait_readable(sock.native_handle(), deadline)) {
             const std::string how = bury(s);
-            if (terminating_.load(std::memory_order_acquire)) throw CancelledError();
+            if (terminating_.load(std::memory_order_acquire)) throw RunCancelled();
             throw TimeoutError("task exceeded task_timeout of " +
                                std::to_string(options_.task_timeout->count()) + " ms; " + how);
         }
@@ -761,7 +761,7 @@ std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&
     }
     if (ec) {
         const std::string how = bury(s);
-        if (terminating_.load(std::memory_order_acquire)) throw CancelledError();
+        if (terminating_.load(std::memory_order_acquire)) throw RunCancelled();
         throw BrokenProcessPool(how + " while running the task");
     }
     if (reply[0] != 0) {  // the worker reached max_tasks_per_child and exits by itself

@@ -288,6 +288,10 @@ void throw_remote_exception(const char* data, std::size_t size) {
     throw RemoteError(type, what);
 }
 
+void throw_worker_serialization_error(const char* data, std::size_t size) {
+    throw SerializationError(data && size ? std::string(data, size) : std::string("empty reply from the worker"));
+}
+
 void throw_serialization_error(const char* what, const std::type_info& type) {
     std::string msg = what;
     msg += " (";

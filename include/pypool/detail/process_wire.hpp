@@ -39,6 +39,7 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
+#include <pypool/detail/task.hpp>
 #include <pypool/map.hpp>
 
 namespace pypool {
@@ -73,6 +74,8 @@ void encode_current_exception(std::string& out) noexcept;
 [[noreturn]] void throw_remote_exception(const char* data, std::size_t size);
 /// Throws SerializationError(what + ": " + the current exception's message).
 [[noreturn]] void throw_serialization_error(const char* what, const std::type_info& type);
+/// Throws SerializationError with the message a reply_serialization reply carries.
+[[noreturn]] void throw_worker_serialization_error(const char* data, std::size_t size);
 /// Demangled name of a type.
 std::string demangle(const char* mangled);
 /// register_exception<E>(): types named by demangled name come back as themselves.
@@ -277,11 +280,198 @@ void remote_entry(const void* fn, const char* data, std::size_t size, std::strin
     }
 }
 
+/// The decayed result of one item of a map (Star: std::apply over the tuple-like D).
+template <class F, bool Star, class D>
+auto batch_result_probe() {
+    if constexpr (Star)
+        return std::type_identity<std::decay_t<decltype(std::apply(std::declval<F&>(), std::declval<D&&>()))>>{};
+    else
+        return std::type_identity<remote_result_t<F, D>>{};
+}
+template <class F, bool Star, class D>
+using batch_result_t = typename decltype(batch_result_probe<F, Star, D>())::type;
+
+/// Appends the message of the current exception (if any) to out.
+inline void append_current_what(std::string& out) noexcept {
+    try {
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            out += ": ";
+            out += e.what();
+        } catch (...) {
+        }
+    } catch (...) {
+    }
+}
+
+/// Worker side of a map chunk: u64 count, then count items of D; replies with, per item, a
+/// status byte and the encoded result or exception (one cereal stream each way).
+template <class F, bool Star, class D>
+void remote_batch_entry(const void* fn, const char* data, std::size_t size, std::string& out) noexcept {
+    using R = batch_result_t<F, Star, D>;
+    auto f = [fn] {
+        if constexpr (std::is_pointer_v<F>)
+            return reinterpret_cast<F>(const_cast<void*>(fn));
+        else
+            return F{};
+    }();
+    const std::size_t start = out.size();
+    const char* stage = "cannot decode the arguments in the worker";
+    try {
+        InBuf ib(data, size);
+        std::istream is(&ib);
+        cereal::BinaryInputArchive in(is);
+        std::uint64_t n = 0;
+        in(n);
+        out.push_back(reply_value);
+        OutBuf ob(out);
+        std::ostream os(&ob);
+        cereal::BinaryOutputArchive o(os);
+        std::string ex;
+        for (std::uint64_t k = 0; k < n; ++k) {
+            stage = "cannot decode the arguments in the worker";
+            D d{};
+            in(d);
+            stage = "cannot encode a result in the worker";
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    if constexpr (Star)
+                        std::apply(f, std::move(d));
+                    else
+                        f(std::move(d));
+                    o(std::uint8_t{0});
+                } else {
+                    R r = [&]() -> R {
+                        if constexpr (Star)
+                            return std::apply(f, std::move(d));
+                        else
+                            return f(std::move(d));
+                    }();
+                    o(std::uint8_t{0}, r);
+                }
+            } catch (...) {
+                ex.clear();
+                encode_current_exception(ex);
+                o(std::uint8_t{1}, ex);
+            }
+        }
+    } catch (...) {
+        try {
+            out.resize(start);
+            out.push_back(reply_serialization);
+            out += stage;
+            append_current_what(out);
+        } catch (...) {
+        }
+    }
+}
+
 /// The callable a ProcessPool hands to the shared core: called on a worker thread (the
 /// proxy of one worker process), it ships the call to that process and returns its result.
 template <class F>
 struct RemoteFn {
     F f;
+
+    /// Tells the map/imap chunk runners to ship a chunk as one message (run_batch).
+    static constexpr bool pypool_batch = true;
+
+    /// Runs items [0, n) of a chunk in the worker process as one message: get(k) is item k's
+    /// argument, store(k, item) keeps a result, fail(k, e) an item's exception. Returns 0 if
+    /// every item succeeded, 1 if some failed, 2 if terminate() killed the chunk.
+    template <bool Star, class Item, class Get, class Store, class Fail>
+    int run_batch(std::size_t n, Get&& get, Store&& store, Fail&& fail) const noexcept {
+        using D = std::decay_t<decltype(get(std::size_t{0}))>;
+        using R = batch_result_t<F, Star, D>;
+        static_assert(check_serializable<D>::value);
+        static_assert(check_serializable<R>::value);
+        auto fail_from = [&](std::size_t k0) {
+            const std::exception_ptr e = std::current_exception();
+            for (std::size_t k = k0; k < n; ++k) fail(k, e);
+            return 1;
+        };
+        auto fail_serialization = [&](std::size_t k0, const char* what, const std::type_info& t) {
+            try {
+                throw_serialization_error(what, t);
+            } catch (...) {
+                return fail_from(k0);
+            }
+        };
+        std::string args;
+        try {
+            OutBuf ob(args);
+            std::ostream os(&ob);
+            cereal::BinaryOutputArchive ar(os);
+            ar(static_cast<std::uint64_t>(n));
+            for (std::size_t k = 0; k < n; ++k) {
+                const D& d = get(k);
+                ar(d);
+            }
+        } catch (...) {
+            return fail_serialization(0, "cannot encode the arguments", typeid(D));
+        }
+        const void* fn = nullptr;
+        if constexpr (std::is_pointer_v<F>) fn = reinterpret_cast<const void*>(f);
+        std::string reply;
+        try {
+            reply = process_call(&remote_batch_entry<F, Star, D>, fn, std::move(args));
+        } catch (const RunCancelled&) {
+            fail_from(0);
+            return 2;
+        } catch (...) {
+            return fail_from(0);
+        }
+        if (reply.empty() || reply[0] != reply_value) {
+            try {
+                throw_worker_serialization_error(reply.empty() ? nullptr : reply.data() + 1,
+                                                 reply.empty() ? 0 : reply.size() - 1);
+            } catch (...) {
+                return fail_from(0);
+            }
+        }
+        int status = 0;
+        std::size_t k = 0;
+        try {
+            InBuf ib(reply.data() + 1, reply.size() - 1);
+            std::istream is(&ib);
+            cereal::BinaryInputArchive in(is);
+            std::string ex;
+            for (; k < n; ++k) {
+                std::uint8_t st = 0;
+                in(st);
+                if (st == 0) {
+                    if constexpr (std::is_void_v<R>) {
+                        try {
+                            store(k, Item{});
+                        } catch (...) {
+                            fail(k, std::current_exception());
+                            status = 1;
+                        }
+                    } else {
+                        R r{};
+                        in(r);
+                        try {
+                            store(k, std::move(r));
+                        } catch (...) {
+                            fail(k, std::current_exception());
+                            status = 1;
+                        }
+                    }
+                } else {
+                    in(ex);
+                    try {
+                        throw_remote_exception(ex.data(), ex.size());
+                    } catch (...) {
+                        fail(k, std::current_exception());
+                        status = 1;
+                    }
+                }
+            }
+        } catch (...) {
+            return fail_serialization(k, "cannot decode a result", typeid(R));
+        }
+        return status;
+    }
 
     template <class... A>
     auto operator()(A&&... a) const -> remote_result_t<F, std::decay_t<A>...> {
