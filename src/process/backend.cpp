@@ -214,8 +214,8 @@ void become_child(int fd, pid_t expected_parent, bool pdeathsig) noexcept {
             if (!recv_frame(fd, kind, body) || kind != k_task) worker_exit(0);
             Reader r{body.data(), body.data() + body.size()};
             std::string error;
-            out.clear();
-            out.push_back(0);  // retiring flag, set below
+            out.assign(sizeof(Header), '\0');  // the header, written below
+            out.push_back(0);                   // retiring flag, set below
             const void* entry = read_code_ref(r, error);
             const void* fn = error.empty() ? read_code_ref(r, error) : nullptr;
             if (!error.empty() || !entry) {
@@ -228,12 +228,12 @@ void become_child(int fd, pid_t expected_parent, bool pdeathsig) noexcept {
             }
             ++done;
             const bool retiring = max_tasks != 0 && done >= max_tasks;
-            out[0] = retiring ? 1 : 0;
+            out[sizeof(Header)] = retiring ? 1 : 0;
             std::fflush(nullptr);
-            Header h{k_reply, 0, out.size()};
-            if (!write_all(fd, reinterpret_cast<const char*>(&h), sizeof h) ||
-                !write_all(fd, out.data(), out.size()))
-                worker_exit(0);
+            // One write for header and body, so the parent wakes once.
+            Header h{k_reply, 0, out.size() - sizeof(Header)};
+            std::memcpy(out.data(), &h, sizeof h);
+            if (!write_all(fd, out.data(), out.size())) worker_exit(0);
             if (retiring) worker_exit(0);
         } catch (...) {
             worker_exit(1);  // out of memory in the loop itself: the parent sees a death
