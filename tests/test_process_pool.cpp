@@ -2,7 +2,11 @@
 // issue 12 are the other tests/test_process_*.cpp files).
 #include "process_test_main.hpp"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <pypool/pypool.hpp>
 
@@ -190,4 +194,50 @@ BOOST_AUTO_TEST_CASE(callbacks_run_in_the_parent_and_can_follow_up) {
     auto s = pool.stats();
     BOOST_TEST(s.submitted == 2U);
     BOOST_TEST(s.completed == 2U);
+}
+
+namespace {
+std::string flag_path() {
+    const char* p = std::getenv("PYPOOL_TEST_FLAG_FILE");
+    return p ? p : "";
+}
+void init_fails_once_flagged() {
+    if (!flag_path().empty() && ::access(flag_path().c_str(), F_OK) == 0)
+        throw std::runtime_error("flagged");
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_replacement_whose_initializer_fails_breaks_the_pool) {
+    const std::string path = "/tmp/pypool_test_flag_" + std::to_string(::getpid());
+    ::setenv("PYPOOL_TEST_FLAG_FILE", path.c_str(), 1);
+    for (StartMethod m : all_methods) {
+        ::unlink(path.c_str());
+        auto o = opts(m, 1);
+        o.initializer = init_fails_once_flagged;
+        pypool::ProcessPool pool(o);
+        BOOST_TEST(pool.apply(add, std::tuple{1, 2}) == 3);
+        std::FILE* f = std::fopen(path.c_str(), "w");
+        BOOST_REQUIRE(f);
+        std::fclose(f);
+        BOOST_CHECK_THROW(pool.apply(crash, std::tuple{-1}), pypool::BrokenProcessPool);
+        BOOST_CHECK_EXCEPTION(pool.apply(add, std::tuple{1, 2}), pypool::BrokenProcessPool,
+                              [](const pypool::BrokenProcessPool& e) {
+                                  return std::string(e.what()).find("flagged") != std::string::npos;
+                              });
+        BOOST_CHECK_THROW(pool.submit(add, 1, 2), pypool::BrokenProcessPool);
+    }
+    ::unlink(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(join_reaps_every_worker) {
+    for (StartMethod m : all_methods) {
+        std::vector<int> pids;
+        {
+            pypool::ProcessPool pool(opts(m, 3));
+            for (int i = 0; i < 9; ++i) pids.push_back(pool.apply(getpid_task));
+            pool.close();
+            pool.join();
+            for (int pid : pids) BOOST_TEST(::kill(pid, 0) == -1);  // gone, not even a zombie
+        }
+    }
 }

@@ -125,6 +125,8 @@ PoolOptions process_core_options(ProcessBackend* b, const ProcessPoolOptions& op
 void process_kill_all(ProcessBackend* b) noexcept;
 /// join(): close every channel, wait for every worker to exit and reap it.
 void process_reap_all(ProcessBackend* b) noexcept;
+/// Throws BrokenProcessPool once a replacement worker could not start (the pool is broken).
+void process_check_usable(const ProcessBackend* b);
 
 template <class F>
 using remote_fn_t = RemoteFn<std::decay_t<F>>;
@@ -178,6 +180,7 @@ public:
         F&& f, std::tuple<Args...> args = {},
         Callbacks<detail::apply_result_t<F, Args...>> cb = {}) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         using R = detail::apply_result_t<F, Args...>;
         using Tuple = std::tuple<std::decay_t<Args>...>;
         using Fn = detail::remote_fn_t<F>;
@@ -216,6 +219,7 @@ public:
     template <class F, class Range>
     std::vector<map_item_t<F, Range>> map(F&& f, Range&& items, std::size_t chunksize = 0) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::run_map<false, map_item_t<F, Range>>(
             *core_, detail::remote_fn_t<F>{f}, std::forward<Range>(items), chunksize);
     }
@@ -224,6 +228,7 @@ public:
     std::vector<map_item_t<F, std::initializer_list<T>&>> map(F&& f, std::initializer_list<T> items,
                                                               std::size_t chunksize = 0) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::run_map<false, map_item_t<F, std::initializer_list<T>&>>(
             *core_, detail::remote_fn_t<F>{f}, items, chunksize);
     }
@@ -232,6 +237,7 @@ public:
     MapResult<detail::async_item_t<F, Range>> map_async(
         F&& f, Range&& items, MapOptions<detail::async_item_t<F, Range>> options = {}) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::start_map<false, false>(*core_, detail::remote_fn_t<F>{f},
                                                std::forward<Range>(items), std::move(options));
     }
@@ -241,6 +247,7 @@ public:
         F&& f, std::initializer_list<T> items,
         MapOptions<detail::async_item_t<F, std::vector<T>>> options = {}) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::start_map<false, false>(*core_, detail::remote_fn_t<F>{f},
                                                std::vector<T>(items), std::move(options));
     }
@@ -249,6 +256,7 @@ public:
     std::vector<starmap_item_t<F, Range>> starmap(F&& f, Range&& tuples,
                                                   std::size_t chunksize = 0) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::run_map<true, starmap_item_t<F, Range>>(
             *core_, detail::remote_fn_t<F>{f}, std::forward<Range>(tuples), chunksize);
     }
@@ -257,6 +265,7 @@ public:
     MapResult<detail::async_staritem_t<F, Range>> starmap_async(
         F&& f, Range&& tuples, MapOptions<detail::async_staritem_t<F, Range>> options = {}) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::start_map<true, false>(*core_, detail::remote_fn_t<F>{f},
                                               std::forward<Range>(tuples), std::move(options));
     }
@@ -272,6 +281,7 @@ public:
     template <class F, class Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap(F&& f, Range&& items, IMapOptions options) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::start_imap<false>(*core_, detail::remote_fn_t<F>{f},
                                          std::forward<Range>(items), options, true);
     }
@@ -299,6 +309,7 @@ public:
     IMapIterator<detail::lazy_item_t<F, Range>> imap_unordered(F&& f, Range&& items,
                                                                IMapOptions options) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        detail::process_check_usable(backend_.get());
         return detail::start_imap<false>(*core_, detail::remote_fn_t<F>{f},
                                          std::forward<Range>(items), options, false);
     }

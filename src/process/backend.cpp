@@ -542,6 +542,9 @@ public:
     /// The core's initializer: binds the calling worker thread to a slot and starts its process.
     void attach();
     std::string call(RemoteEntry entry, const void* fn, std::string&& args);
+    void check_usable() const {
+        if (broken_.load(std::memory_order_acquire)) const_cast<ProcessBackend*>(this)->throw_broken();
+    }
     void kill_all() noexcept {
         terminating_.store(true, std::memory_order_release);
         for (auto& s : slots_) {
@@ -791,6 +794,7 @@ PoolOptions process_core_options(ProcessBackend* b, const ProcessPoolOptions& op
 
 void process_kill_all(ProcessBackend* b) noexcept { b->kill_all(); }
 void process_reap_all(ProcessBackend* b) noexcept { b->reap_all(); }
+void process_check_usable(const ProcessBackend* b) { b->check_usable(); }
 
 std::string process_call(RemoteEntry entry, const void* fn, std::string&& args) {
     if (!tls_backend)
