@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <istream>
@@ -305,6 +306,13 @@ inline void append_current_what(std::string& out) noexcept {
     }
 }
 
+template <class T>
+using raw_t = std::conditional_t<std::is_void_v<T>, char, T>;
+/// Chunks of arithmetic items with arithmetic (or no) results travel as plain arrays.
+template <class D, class R>
+inline constexpr bool raw_batch_v =
+    std::is_arithmetic_v<D> && (std::is_void_v<R> || std::is_arithmetic_v<R>);
+
 /// Worker side of a map chunk: u64 count, then count items of D; replies with, per item, a
 /// status byte and the encoded result or exception (one cereal stream each way).
 template <class F, bool Star, class D>
@@ -317,6 +325,51 @@ void remote_batch_entry(const void* fn, const char* data, std::size_t size, std:
             return F{};
     }();
     const std::size_t start = out.size();
+    if constexpr (raw_batch_v<D, R>) {
+        // Arithmetic items and results: plain arrays, no per-item stream calls.
+        std::uint64_t n = 0;
+        if (size < 8 || (std::memcpy(&n, data, 8), (size - 8) / sizeof(D) < n)) {
+            out.push_back(reply_serialization);
+            out += "cannot decode the arguments in the worker: truncated message";
+            return;
+        }
+        const char* in = data + 8;
+        constexpr std::size_t rsize = std::is_void_v<R> ? 0 : sizeof(raw_t<R>);
+        try {
+            out.push_back(reply_value);
+            const std::size_t st0 = out.size();
+            out.resize(st0 + n + n * rsize);
+            std::string ex;
+            std::uint64_t failed = 0;
+            for (std::uint64_t k = 0; k < n; ++k) {
+                D d;
+                std::memcpy(&d, in + k * sizeof(D), sizeof(D));
+                try {
+                    if constexpr (std::is_void_v<R>) {
+                        f(d);
+                    } else {
+                        const R r = f(d);
+                        std::memcpy(out.data() + st0 + n + k * rsize, &r, rsize);
+                    }
+                    out[st0 + k] = 0;
+                } catch (...) {
+                    out[st0 + k] = 1;
+                    ++failed;
+                    const std::size_t at = ex.size();
+                    ex.append(4, '\0');
+                    encode_current_exception(ex);
+                    const auto len = static_cast<std::uint32_t>(ex.size() - at - 4);
+                    std::memcpy(ex.data() + at, &len, 4);
+                }
+            }
+            out += ex;
+        } catch (...) {
+            out.resize(start);
+            out.push_back(reply_serialization);
+            out += "cannot encode the results in the worker (out of memory)";
+        }
+        return;
+    }
     const char* stage = "cannot decode the arguments in the worker";
     try {
         InBuf ib(data, size);
@@ -397,6 +450,9 @@ struct RemoteFn {
                 return fail_from(k0);
             }
         };
+        if constexpr (raw_batch_v<D, R>) {
+            return run_raw_batch<Star, Item, D, R>(n, get, store, fail);
+        }
         std::string args;
         try {
             OutBuf ob(args);
@@ -469,6 +525,73 @@ struct RemoteFn {
             }
         } catch (...) {
             return fail_serialization(k, "cannot decode a result", typeid(R));
+        }
+        return status;
+    }
+
+    template <bool Star, class Item, class D, class R, class Get, class Store, class Fail>
+    int run_raw_batch(std::size_t n, Get& get, Store& store, Fail& fail) const noexcept {
+        auto fail_from = [&](std::size_t k0) {
+            const std::exception_ptr e = std::current_exception();
+            for (std::size_t k = k0; k < n; ++k) fail(k, e);
+            return 1;
+        };
+        const void* fn = nullptr;
+        if constexpr (std::is_pointer_v<F>) fn = reinterpret_cast<const void*>(f);
+        std::string reply;
+        try {
+            std::string args(8 + n * sizeof(D), '\0');
+            const std::uint64_t n64 = n;
+            std::memcpy(args.data(), &n64, 8);
+            for (std::size_t k = 0; k < n; ++k) {
+                const D d = get(k);
+                std::memcpy(args.data() + 8 + k * sizeof(D), &d, sizeof(D));
+            }
+            reply = process_call(&remote_batch_entry<F, Star, D>, fn, std::move(args));
+        } catch (const RunCancelled&) {
+            fail_from(0);
+            return 2;
+        } catch (...) {
+            return fail_from(0);
+        }
+        constexpr std::size_t rsize = std::is_void_v<R> ? 0 : sizeof(raw_t<R>);
+        if (reply.empty() || reply[0] != reply_value || reply.size() < 1 + n + n * rsize) {
+            try {
+                throw_worker_serialization_error(reply.empty() ? nullptr : reply.data() + 1,
+                                                 reply.empty() ? 0 : reply.size() - 1);
+            } catch (...) {
+                return fail_from(0);
+            }
+        }
+        const char* st = reply.data() + 1;
+        const char* vals = st + n;
+        const char* ex = vals + n * rsize;
+        const char* end = reply.data() + reply.size();
+        int status = 0;
+        for (std::size_t k = 0; k < n; ++k) {
+            try {
+                if (st[k] == 0) {
+                    if constexpr (std::is_void_v<R>) {
+                        store(k, Item{});
+                    } else {
+                        R r;
+                        std::memcpy(&r, vals + k * rsize, rsize);
+                        store(k, std::move(r));
+                    }
+                    continue;
+                }
+                std::uint32_t len = 0;
+                if (end - ex < 4) throw_worker_serialization_error(nullptr, 0);
+                std::memcpy(&len, ex, 4);
+                ex += 4;
+                if (static_cast<std::size_t>(end - ex) < len) throw_worker_serialization_error(nullptr, 0);
+                const char* e = ex;
+                ex += len;
+                throw_remote_exception(e, len);
+            } catch (...) {
+                fail(k, std::current_exception());
+                status = 1;
+            }
         }
         return status;
     }
