@@ -102,6 +102,22 @@ bool read_all(int fd, char* p, std::size_t n) noexcept {
     }
     return true;
 }
+/// Polls fd without blocking for up to spin_for (a reply or task that comes within a few
+/// microseconds is taken without a sleep and a wake-up); true if readable by then.
+bool spin_readable(int fd, std::chrono::nanoseconds spin_for) noexcept {
+    const auto until = Clock::now() + spin_for;
+    char c;
+    do {
+        const ssize_t r = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return true;
+    } while (Clock::now() < until);
+    return false;
+}
+// Spinning is off (one non-blocking check only): on this project's 2 shared cores a 50 us
+// spin made apply() several times slower (the spinner takes the core the other side needs).
+constexpr auto reply_spin = std::chrono::microseconds(0);
+constexpr auto task_spin = std::chrono::microseconds(0);
+
 bool send_frame(int fd, std::uint32_t kind, const std::string& body) noexcept {
     Header h{kind, 0, body.size()};
     std::string buf(reinterpret_cast<const char*>(&h), sizeof h);
@@ -211,6 +227,7 @@ void become_child(int fd, pid_t expected_parent, bool pdeathsig) noexcept {
     std::string out;
     for (;;) {
         try {
+            (void)spin_readable(fd, task_spin);
             if (!recv_frame(fd, kind, body) || kind != k_task) worker_exit(0);
             Reader r{body.data(), body.data() + body.size()};
             std::string error;
@@ -358,6 +375,7 @@ pid_t spawn_self(const char* role, int fd) {
 
 /// Waits until fd is readable or the deadline; false on timeout.
 bool wait_readable(int fd, std::optional<Clock::time_point> deadline) {
+    if (spin_readable(fd, reply_spin)) return true;
     for (;;) {
         int ms = -1;
         if (deadline) {
