@@ -57,9 +57,11 @@ int block_until_killed(const std::string& path) {
 }
 /// The address space limited to 512 MiB, then an allocation in a noexcept frame: the
 /// worker dies out of memory (std::bad_alloc reaches std::terminate).
+char* volatile g_sink = nullptr;  // keeps the compiler from eliding the allocations below
 void allocate_noexcept(std::size_t n) noexcept {
-    std::unique_ptr<char[]> p(new char[n]);
-    p[0] = 1;
+    g_sink = new char[n];
+    g_sink[0] = 1;
+    delete[] g_sink;
 }
 int die_out_of_memory(int) {
     rlimit lim{512UL << 20, 512UL << 20};
@@ -69,8 +71,9 @@ int die_out_of_memory(int) {
 }
 /// A huge allocation: std::bad_alloc (or, under ASan, the worker dies).
 int allocate_huge(int) {
-    std::unique_ptr<char[]> p(new char[std::size_t{1} << 46]);
-    p[0] = 1;
+    g_sink = new char[std::size_t{1} << 46];
+    g_sink[0] = 1;
+    delete[] g_sink;
     return 1;
 }
 int spin_forever(int) {
