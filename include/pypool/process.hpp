@@ -169,19 +169,21 @@ public:
     /// threw (see RemoteError), BrokenProcessPool if the worker died, TimeoutError if
     /// task_timeout passed; throws if not accepting.
     template <class F, class... Args>
-    detail::apply_result_t<F, Args...> apply(F&& f, std::tuple<Args...> args = {}) {
+    detail::process_result_t<F, Args...> apply(F&& f, std::tuple<Args...> args = {}) {
         return apply_async(std::forward<F>(f), std::move(args)).get();
     }
 
     /// Queues f(args...) and returns its AsyncResult at once; callbacks run on the callback
     /// thread of this process. Throws ValueError/RuntimeError if the pool does not accept work.
     template <class F, class... Args>
-    AsyncResult<detail::apply_result_t<F, Args...>> apply_async(
+    AsyncResult<detail::process_result_t<F, Args...>> apply_async(
         F&& f, std::tuple<Args...> args = {},
-        Callbacks<detail::apply_result_t<F, Args...>> cb = {}) {
+        Callbacks<detail::process_result_t<F, Args...>> cb = {}) {
         static_assert(detail::check_remote_callable<std::decay_t<F>>());
+        static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
+                      "pypool::ProcessPool: the callable cannot be called with these arguments");
         detail::process_check_usable(backend_.get());
-        using R = detail::apply_result_t<F, Args...>;
+        using R = detail::process_result_t<F, Args...>;
         using Tuple = std::tuple<std::decay_t<Args>...>;
         using Fn = detail::remote_fn_t<F>;
         std::uint32_t flags = 0;
@@ -201,7 +203,7 @@ public:
     /// Queues f(args...) and returns its Future at once. Throws RuntimeError("cannot
     /// schedule new futures after shutdown") after shutdown().
     template <class F, class... Args>
-    AsyncResult<detail::apply_result_t<F, Args...>> submit(F&& f, Args&&... args) {
+    AsyncResult<detail::process_result_t<F, Args...>> submit(F&& f, Args&&... args) {
         return apply_async(std::forward<F>(f),
                            std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...));
     }

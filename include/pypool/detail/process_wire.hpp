@@ -218,6 +218,23 @@ constexpr bool check_remote_callable() {
     return true;
 }
 
+/// The result type a ProcessPool member names for f(args...): apply_result_t when the call
+/// is valid; for a function taking a non-const reference, what it returns (so that the
+/// member's static_assert explains the error instead of "no matching function").
+struct not_invocable {};
+template <class F, class... Args>
+auto process_result_probe() {
+    using Fd = std::decay_t<F>;
+    if constexpr (std::is_invocable_v<Fd, std::decay_t<Args>...>)
+        return std::type_identity<std::decay_t<std::invoke_result_t<Fd, std::decay_t<Args>...>>>{};
+    else if constexpr (std::is_invocable_v<Fd, std::decay_t<Args>&...>)
+        return std::type_identity<std::decay_t<std::invoke_result_t<Fd, std::decay_t<Args>&...>>>{};
+    else
+        return std::type_identity<not_invocable>{};
+}
+template <class F, class... Args>
+using process_result_t = typename decltype(process_result_probe<F, Args...>())::type;
+
 /// The decayed result of F called with rvalues of A.
 template <class F, class... A>
 using remote_result_t = std::decay_t<std::invoke_result_t<F&, A...>>;
