@@ -241,3 +241,42 @@ BOOST_AUTO_TEST_CASE(join_reaps_every_worker) {
         }
     }
 }
+
+namespace {
+void init_aborts() { std::abort(); }
+int die(int how) {
+    if (how == 0) std::abort();
+    if (how == 1) ::_exit(3);
+    if (how == 2) std::terminate();
+    if (how == 3) ::kill(::getpid(), SIGKILL);
+    return how;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(an_initializer_that_kills_the_worker_fails_the_constructor) {
+    for (StartMethod m : all_methods) {
+        auto o = opts(m, 1);
+        o.initializer = init_aborts;
+        BOOST_CHECK_EXCEPTION(pypool::ProcessPool{o}, pypool::RuntimeError,
+                              [](const pypool::RuntimeError& e) {
+                                  return std::string(e.what()).find("SIGABRT") != std::string::npos;
+                              });
+    }
+}
+
+BOOST_AUTO_TEST_CASE(each_kind_of_death_fails_only_its_task) {
+    const char* expect[] = {"SIGABRT", "exited with status 3", "SIGABRT", "SIGKILL"};
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m, 2));
+        for (int how = 0; how < 4; ++how) {
+            auto bad = pool.submit(die, how);
+            std::vector<pypool::AsyncResult<int>> good;
+            for (int i = 0; i < 20; ++i) good.push_back(pool.submit(die, 10 + i));
+            BOOST_CHECK_EXCEPTION(bad.get(), pypool::BrokenProcessPool,
+                                  [&](const pypool::BrokenProcessPool& e) {
+                                      return std::string(e.what()).find(expect[how]) != std::string::npos;
+                                  });
+            for (int i = 0; i < 20; ++i) BOOST_TEST(good[static_cast<std::size_t>(i)].get() == 10 + i);
+        }
+    }
+}
