@@ -751,6 +751,10 @@ std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&
             set_broken(std::string("a replacement worker could not start: ") + e.what());
             throw_broken();
         }
+        if (terminating_.load(std::memory_order_acquire)) {  // terminate() came meanwhile
+            (void)bury(s);
+            throw RunCancelled();
+        }
     }
     std::string head;
     append_code_ref(head, reinterpret_cast<const void*>(entry));

@@ -239,6 +239,16 @@ using process_result_t = typename decltype(process_result_probe<F, Args...>())::
 template <class F, class... A>
 using remote_result_t = std::decay_t<std::invoke_result_t<F&, A...>>;
 
+/// In the worker: the callable itself (a function pointer resolved here, or a
+/// default-constructed capture-less lambda).
+template <class F>
+F local_callable([[maybe_unused]] const void* fn) noexcept {
+    if constexpr (std::is_pointer_v<F>)
+        return reinterpret_cast<F>(const_cast<void*>(fn));
+    else
+        return F{};
+}
+
 /// Worker side: decode (Args...), call F, encode the result or the exception.
 template <class F, class... Args>
 void remote_entry(const void* fn, const char* data, std::size_t size, std::string& out) noexcept {
@@ -262,12 +272,7 @@ void remote_entry(const void* fn, const char* data, std::size_t size, std::strin
         }
         return;
     }
-    auto f = [fn] {
-        if constexpr (std::is_pointer_v<F>)
-            return reinterpret_cast<F>(const_cast<void*>(fn));
-        else
-            return F{};
-    }();
+    F f = local_callable<F>(fn);
     const std::size_t start = out.size();
     try {
         if constexpr (std::is_void_v<R>) {
@@ -335,12 +340,7 @@ inline constexpr bool raw_batch_v =
 template <class F, bool Star, class D>
 void remote_batch_entry(const void* fn, const char* data, std::size_t size, std::string& out) noexcept {
     using R = batch_result_t<F, Star, D>;
-    auto f = [fn] {
-        if constexpr (std::is_pointer_v<F>)
-            return reinterpret_cast<F>(const_cast<void*>(fn));
-        else
-            return F{};
-    }();
+    F f = local_callable<F>(fn);
     const std::size_t start = out.size();
     if constexpr (raw_batch_v<D, R>) {
         // Arithmetic items and results: plain arrays, no per-item stream calls.
