@@ -102,22 +102,6 @@ bool read_all(int fd, char* p, std::size_t n) noexcept {
     }
     return true;
 }
-/// Polls fd without blocking for up to spin_for (a reply or task that comes within a few
-/// microseconds is taken without a sleep and a wake-up); true if readable by then.
-bool spin_readable(int fd, std::chrono::nanoseconds spin_for) noexcept {
-    const auto until = Clock::now() + spin_for;
-    char c;
-    do {
-        const ssize_t r = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return true;
-    } while (Clock::now() < until);
-    return false;
-}
-// Spinning is off (one non-blocking check only): on this project's 2 shared cores a 50 us
-// spin made apply() several times slower (the spinner takes the core the other side needs).
-constexpr auto reply_spin = std::chrono::microseconds(0);
-constexpr auto task_spin = std::chrono::microseconds(0);
-
 bool send_frame(int fd, std::uint32_t kind, const std::string& body) noexcept {
     Header h{kind, 0, body.size()};
     std::string buf(reinterpret_cast<const char*>(&h), sizeof h);
@@ -130,6 +114,29 @@ bool recv_frame(int fd, std::uint32_t& kind, std::string& body) {
     kind = h.kind;
     body.resize(h.size);
     return read_all(fd, body.data(), body.size());
+}
+
+/// A worker's next task: one frame, read with as few reads as it takes (the parent sends
+/// nothing else until the reply, so nothing is left over).
+bool recv_task(int fd, std::string& body) {
+    static thread_local std::string buf(1 << 16, '\0');
+    std::size_t have = 0;
+    while (have < sizeof(Header)) {
+        const ssize_t r = ::read(fd, buf.data() + have, buf.size() - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        have += static_cast<std::size_t>(r);
+    }
+    Header h;
+    std::memcpy(&h, buf.data(), sizeof h);
+    if (h.kind != k_task) return false;
+    const std::size_t got = std::min<std::size_t>(have - sizeof h, h.size);
+    body.assign(buf.data() + sizeof h, got);
+    if (got < h.size) {
+        body.resize(h.size);
+        return read_all(fd, body.data() + got, h.size - got);
+    }
+    return true;
 }
 
 std::string describe_status(int status) {
@@ -227,8 +234,7 @@ void become_child(int fd, pid_t expected_parent, bool pdeathsig) noexcept {
     std::string out;
     for (;;) {
         try {
-            (void)spin_readable(fd, task_spin);
-            if (!recv_frame(fd, kind, body) || kind != k_task) worker_exit(0);
+            if (!recv_task(fd, body)) worker_exit(0);
             Reader r{body.data(), body.data() + body.size()};
             std::string error;
             out.assign(sizeof(Header), '\0');  // the header, written below
@@ -375,7 +381,6 @@ pid_t spawn_self(const char* role, int fd) {
 
 /// Waits until fd is readable or the deadline; false on timeout.
 bool wait_readable(int fd, std::optional<Clock::time_point> deadline) {
-    if (spin_readable(fd, reply_spin)) return true;
     for (;;) {
         int ms = -1;
         if (deadline) {
@@ -515,6 +520,7 @@ struct Slot {
     bool alive = false;   // a process is in the slot (not yet reaped)
     std::optional<Socket> sock;
     std::string name;     // "<prefix>-<i>"
+    std::string rbuf = std::string(1 << 16, '\0');  // the proxy's read buffer
 };
 
 class ProcessBackend {
@@ -767,21 +773,32 @@ std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&
     boost::asio::write(sock, out, ec);
     std::optional<Clock::time_point> deadline;
     if (options_.task_timeout) deadline = Clock::now() + *options_.task_timeout;
-    Header rh;
     std::string reply;
     if (!ec) {
-        if (!wait_readable(sock.native_handle(), deadline)) {
+        if (deadline && !wait_readable(sock.native_handle(), deadline)) {
             const std::string how = bury(s);
             if (terminating_.load(std::memory_order_acquire)) throw RunCancelled();
             throw TimeoutError("task exceeded task_timeout of " +
                                std::to_string(options_.task_timeout->count()) + " ms; " + how);
         }
-        boost::asio::read(sock, boost::asio::buffer(&rh, sizeof rh), ec);
-        if (!ec && rh.kind == k_reply && rh.size > 0) {
-            reply.resize(rh.size);
-            boost::asio::read(sock, boost::asio::buffer(reply), ec);
-        } else if (!ec) {
-            ec = boost::asio::error::invalid_argument;
+        // The reply is the only frame on the channel now: read header and (most of) the
+        // body with one read, the rest (a big chunk's results) straight into place.
+        std::size_t have = 0;
+        while (!ec && have < sizeof(Header))
+            have += sock.read_some(boost::asio::buffer(s.rbuf.data() + have, s.rbuf.size() - have), ec);
+        Header rh;
+        if (!ec) {
+            std::memcpy(&rh, s.rbuf.data(), sizeof rh);
+            if (rh.kind != k_reply || rh.size == 0) ec = boost::asio::error::invalid_argument;
+        }
+        if (!ec) {
+            const std::size_t got = std::min<std::size_t>(have - sizeof rh, rh.size);
+            reply.reserve(rh.size);
+            reply.assign(s.rbuf.data() + sizeof rh, got);
+            if (got < rh.size) {
+                reply.resize(rh.size);
+                boost::asio::read(sock, boost::asio::buffer(reply.data() + got, rh.size - got), ec);
+            }
         }
     }
     if (ec) {
