@@ -147,13 +147,33 @@ void append_code_ref(std::string& out, const void* addr) {
         put_u32(out, 0xFFFFFFFFU);  // no code
         return;
     }
+    // A few recent names per thread (a proxy ships the same entry again and again), then
+    // the process-wide cache.
+    struct Recent {
+        const void* addr = nullptr;
+        std::string enc;
+    };
+    static thread_local Recent recent[4];
+    static thread_local unsigned next_recent = 0;
+    for (const Recent& r : recent) {
+        if (r.addr == addr) {
+            out += r.enc;
+            return;
+        }
+    }
     static std::mutex m;
     static std::unordered_map<const void*, std::string> cache;
+    auto remember = [&](const std::string& enc) {
+        Recent& r = recent[next_recent++ % 4];
+        r.addr = addr;
+        r.enc = enc;
+    };
     {
         std::lock_guard lk(m);
         auto it = cache.find(addr);
         if (it != cache.end()) {
             out += it->second;
+            remember(it->second);
             return;
         }
     }
@@ -167,6 +187,7 @@ void append_code_ref(std::string& out, const void* addr) {
         std::lock_guard lk(m);
         cache.emplace(addr, enc);
     }
+    remember(enc);
     out += enc;
 }
 
