@@ -277,3 +277,47 @@ BOOST_AUTO_TEST_CASE(each_kind_of_death_fails_only_its_task) {
         }
     }
 }
+
+namespace {
+struct Picky {
+    int v = 0;
+    template <class Archive>
+    void save(Archive& ar) const {
+        if (v < 0) throw std::runtime_error("negative Picky");
+        ar(v);
+    }
+    template <class Archive>
+    void load(Archive& ar) {
+        ar(v);
+        if (v == 13) throw std::runtime_error("unlucky Picky");
+    }
+};
+int picky_value(Picky p) { return p.v; }
+Picky make_picky(int v) { return Picky{v}; }
+struct SubError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+int throw_sub(int) { throw SubError("sub"); }
+int throw_bad_alloc(int) { throw std::bad_alloc(); }
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(serialization_failures_fail_only_that_task) {
+    pypool::ProcessPool pool(opts(StartMethod::forkserver, 1));
+    BOOST_CHECK_THROW(pool.apply(picky_value, std::tuple{Picky{-1}}), pypool::SerializationError);
+    BOOST_CHECK_THROW(pool.apply(picky_value, std::tuple{Picky{13}}), pypool::SerializationError);
+    BOOST_CHECK_THROW(pool.apply(make_picky, std::tuple{-1}), pypool::SerializationError);
+    BOOST_CHECK_THROW(pool.apply(make_picky, std::tuple{13}), pypool::SerializationError);
+    BOOST_TEST(pool.apply(picky_value, std::tuple{Picky{5}}) == 5);
+    BOOST_TEST(pool.map(make_picky, std::vector<int>{1, 2}).size() == 2U);
+    BOOST_CHECK_THROW(pool.map(make_picky, std::vector<int>{1, 13}), pypool::SerializationError);
+}
+
+BOOST_AUTO_TEST_CASE(unregistered_subclasses_come_back_as_remote_error) {
+    pypool::ProcessPool pool(opts(StartMethod::spawn, 1));
+    BOOST_CHECK_EXCEPTION(pool.apply(throw_sub, std::tuple{1}), pypool::RemoteError,
+                          [](const pypool::RemoteError& e) {
+                              return e.type_name().find("SubError") != std::string::npos &&
+                                     std::string(e.what()).ends_with(": sub");
+                          });
+    BOOST_CHECK_THROW(pool.apply(throw_bad_alloc, std::tuple{1}), std::bad_alloc);
+}
