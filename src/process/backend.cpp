@@ -616,6 +616,24 @@ private:
             return {};
         }
     }
+    /// The slot's worker is gone: start its replacement now (on the proxy thread, before
+    /// the task's outcome is delivered). If it cannot start, the pool is broken; the task's
+    /// own outcome stays what it was.
+    void replace(Slot& s) noexcept {
+        if (terminating_.load(std::memory_order_acquire) || broken_.load(std::memory_order_acquire))
+            return;
+        try {
+            start(s);
+        } catch (const std::exception& e) {
+            try {
+                set_broken(std::string("a replacement worker could not start: ") + e.what());
+            } catch (...) {
+                broken_.store(true, std::memory_order_release);
+            }
+        } catch (...) {
+            broken_.store(true, std::memory_order_release);
+        }
+    }
     void set_broken(const std::string& why) {
         std::lock_guard lk(broken_m_);
         if (!broken_.load(std::memory_order_relaxed)) {
@@ -778,6 +796,7 @@ std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&
         if (deadline && !wait_readable(sock.native_handle(), deadline)) {
             const std::string how = bury(s);
             if (terminating_.load(std::memory_order_acquire)) throw RunCancelled();
+            replace(s);
             throw TimeoutError("task exceeded task_timeout of " +
                                std::to_string(options_.task_timeout->count()) + " ms; " + how);
         }
@@ -804,11 +823,15 @@ std::string ProcessBackend::call(RemoteEntry entry, const void* fn, std::string&
     if (ec) {
         const std::string how = bury(s);
         if (terminating_.load(std::memory_order_acquire)) throw RunCancelled();
+        replace(s);
         throw BrokenProcessPool(how + " while running the task");
     }
     if (reply[0] != 0) {  // the worker reached max_tasks_per_child and exits by itself
-        std::lock_guard lk(s.m);
-        (void)reap_locked(s);
+        {
+            std::lock_guard lk(s.m);
+            (void)reap_locked(s);
+        }
+        replace(s);
     }
     reply.erase(0, 1);
     return reply;
