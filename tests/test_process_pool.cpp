@@ -321,3 +321,42 @@ BOOST_AUTO_TEST_CASE(unregistered_subclasses_come_back_as_remote_error) {
                           });
     BOOST_CHECK_THROW(pool.apply(throw_bad_alloc, std::tuple{1}), std::bad_alloc);
 }
+
+namespace {
+int sometimes_dies(int i) {
+    if (i % 97 == 13) ::raise(SIGKILL);
+    if (i % 89 == 7) throw std::runtime_error("failed " + std::to_string(i));
+    return i;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(mixed_tasks_with_crashes_each_end_exactly_once) {
+    for (StartMethod m : all_methods) {
+        pypool::ProcessPool pool(opts(m, 2));
+        constexpr int n = 1500;
+        std::vector<int> calls(n, 0);  // touched only by callbacks (one thread)
+        std::vector<pypool::AsyncResult<int>> rs;
+        for (int i = 0; i < n; ++i)
+            rs.push_back(pool.apply_async(sometimes_dies, std::tuple{i},
+                                          {.callback = [&calls, i](const int&) { ++calls[static_cast<std::size_t>(i)]; },
+                                           .error_callback = [&calls, i](std::exception_ptr) { ++calls[static_cast<std::size_t>(i)]; }}));
+        int ok = 0, broken = 0, failed = 0;
+        for (int i = 0; i < n; ++i) {
+            try {
+                BOOST_TEST(rs[static_cast<std::size_t>(i)].get() == i);
+                ++ok;
+            } catch (const pypool::BrokenProcessPool&) {
+                BOOST_TEST(i % 97 == 13);
+                ++broken;
+            } catch (const std::runtime_error&) {
+                BOOST_TEST(i % 89 == 7);
+                ++failed;
+            }
+        }
+        pool.close();
+        pool.join();
+        for (int c : calls) BOOST_TEST(c == 1);
+        BOOST_TEST(broken == 16);  // i % 97 == 13 for i < 1500
+        BOOST_TEST(ok + broken + failed == n);
+    }
+}
