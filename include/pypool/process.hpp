@@ -367,7 +367,6 @@ private:
     std::unique_ptr<detail::ProcessBackend, detail::ProcessBackendDeleter> backend_;
     std::unique_ptr<detail::PoolCore> core_;
 
-    friend class ProcessPoolAccess;
 };
 
 }  // namespace pypool
