@@ -366,7 +366,6 @@ private:
     // Declared first: the processes outlive the core, whose threads are their proxies.
     std::unique_ptr<detail::ProcessBackend, detail::ProcessBackendDeleter> backend_;
     std::unique_ptr<detail::PoolCore> core_;
-
 };
 
 }  // namespace pypool
