@@ -9,5 +9,6 @@
 #include <pypool/map.hpp>
 #include <pypool/options.hpp>
 #include <pypool/pool.hpp>
+#include <pypool/process.hpp>
 #include <pypool/result.hpp>
 #include <pypool/version.hpp>

@@ -546,22 +546,36 @@ class ImapStream final : public ImapStreamBase<Item> {
             PoolCore* pool = s->pool_;
             pool->note_started();
             bool ok = true;
-            for (std::size_t i = 0; i < this->count_; ++i) {
-                ImapSlot<Item>& slot = this->slots_[i];
-                try {
-                    if constexpr (std::is_same_v<Item, None> &&
-                                  std::is_void_v<decltype(call_item<Star>(
-                                      s->fn_, Traits::arg(inputs[i])))>) {
-                        call_item<Star>(s->fn_, Traits::arg(inputs[i]));
-                        ::new (static_cast<void*>(slot.buf)) None{};
-                    } else {
-                        ::new (static_cast<void*>(slot.buf))
-                            Item(call_item<Star>(s->fn_, Traits::arg(inputs[i])));
+            if constexpr (requires { Fn::pypool_batch; }) {
+                // A pool kind that ships the whole chunk at once (ProcessPool: one message).
+                ok = s->fn_.template run_batch<Star, Item>(
+                         this->count_,
+                         [&](std::size_t k) -> decltype(auto) { return Traits::arg(inputs[k]); },
+                         [&](std::size_t k, Item&& v) {
+                             ::new (static_cast<void*>(this->slots_[k].buf)) Item(std::move(v));
+                             this->slots_[k].has_value = true;
+                         },
+                         [&](std::size_t k, std::exception_ptr e) {
+                             this->slots_[k].err = std::move(e);
+                         }) == 0;
+            } else {
+                for (std::size_t i = 0; i < this->count_; ++i) {
+                    ImapSlot<Item>& slot = this->slots_[i];
+                    try {
+                        if constexpr (std::is_same_v<Item, None> &&
+                                      std::is_void_v<decltype(call_item<Star>(
+                                          s->fn_, Traits::arg(inputs[i])))>) {
+                            call_item<Star>(s->fn_, Traits::arg(inputs[i]));
+                            ::new (static_cast<void*>(slot.buf)) None{};
+                        } else {
+                            ::new (static_cast<void*>(slot.buf))
+                                Item(call_item<Star>(s->fn_, Traits::arg(inputs[i])));
+                        }
+                        slot.has_value = true;
+                    } catch (...) {
+                        slot.err = std::current_exception();
+                        ok = false;
                     }
-                    slot.has_value = true;
-                } catch (...) {
-                    slot.err = std::current_exception();
-                    ok = false;
                 }
             }
             inputs.clear();  // the pool keeps no reference to the arguments

@@ -189,12 +189,30 @@ private:
         }
         pool->note_started();
         bool ok = true;
-        for (std::size_t i = c.begin; i < c.end; ++i) {
-            try {
-                run_item(i);
-            } catch (...) {
-                ok = false;
-                record_failure(i, std::current_exception());
+        if constexpr (requires { Fn::pypool_batch; }) {
+            // A pool kind that ships the whole chunk at once (ProcessPool: one message).
+            const int st = fn_.template run_batch<Star, Item>(
+                c.end - c.begin,
+                [&](std::size_t k) -> decltype(auto) {
+                    if constexpr (direct_in) {
+                        Stored p = in_data_ + (c.begin + k);
+                        return Traits::arg(p);
+                    } else {
+                        return Traits::arg(inputs_[c.begin + k]);
+                    }
+                },
+                [&](std::size_t k, Item&& v) { store_item(c.begin + k, std::move(v)); },
+                [&](std::size_t k, std::exception_ptr e) { record_failure(c.begin + k, std::move(e)); });
+            ok = st == 0;
+            if (st == 2) partial_cancel_.store(true, std::memory_order_relaxed);  // killed by terminate()
+        } else {
+            for (std::size_t i = c.begin; i < c.end; ++i) {
+                try {
+                    run_item(i);
+                } catch (...) {
+                    ok = false;
+                    record_failure(i, std::current_exception());
+                }
             }
         }
         this->completed_.fetch_add(c.end - c.begin, std::memory_order_relaxed);
@@ -220,6 +238,16 @@ private:
             outv_[i] = call_item<Star>(*fn_, Traits::arg(in));
         } else {
             ::new (static_cast<void*>(out_ + i)) Item(call_item<Star>(*fn_, Traits::arg(in)));
+            if constexpr (track_ok) ok_[i] = true;
+        }
+    }
+
+    // Stores the result of item i (the batch path); throws what constructing it throws.
+    void store_item(std::size_t i, Item&& v) {
+        if constexpr (direct_out) {
+            outv_[i] = std::move(v);
+        } else {
+            ::new (static_cast<void*>(out_ + i)) Item(std::move(v));
             if constexpr (track_ok) ok_[i] = true;
         }
     }

@@ -12,6 +12,7 @@
 #include <pypool/detail/concepts.hpp>
 #include <pypool/detail/pool_core.hpp>
 #include <pypool/detail/state.hpp>
+#include <pypool/errors.hpp>
 #include <pypool/options.hpp>
 
 namespace pypool::detail {
@@ -33,6 +34,12 @@ template <class F, class... Args>
 using apply_result_t = typename ApplyResult<F, Args...>::type;
 
 struct NoCallbacks {};
+
+/// Thrown by a task's callable when the pool killed the running task (ProcessPool's
+/// terminate()): the task then ends as cancelled, not as failed.
+struct RunCancelled : CancelledError {
+    RunCancelled() = default;
+};
 
 template <class R, class Fn, class Tuple, bool WithCallbacks>
 class TaskState final : public ResultState<R> {
@@ -98,6 +105,13 @@ private:
             } else {
                 this->value_.emplace(std::apply(std::move(fn), std::move(args)));
             }
+        } catch (const RunCancelled&) {
+            try {
+                this->error_ = std::make_exception_ptr(CancelledError());
+            } catch (...) {
+                this->error_ = std::current_exception();
+            }
+            outcome = outcome_cancelled;
         } catch (...) {
             this->error_ = std::current_exception();
             outcome = outcome_error;
