@@ -2,12 +2,17 @@
 //   single: run with -n 1; prints "ValueError: <what>" if the constructor threw it.
 //   kill:   a task kills its rank with SIGKILL while the root waits (generously) on it;
 //           the job must end non-zero within seconds, never hang.
+//   terminate: slow tasks on every rank, then terminate() and join(): every task ends
+//           (cancelled, or done before), the job ends cleanly; prints the counts.
+//   worker_submit: a worker rank (ex false) calls submit: prints the RuntimeError.
 #include <signal.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <pypool/mpi.hpp>
 
@@ -17,6 +22,10 @@ int die(int) {
     return 0;
 }
 int square(int x) { return x * x; }
+int slow(int x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // work being cut short
+    return x;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -32,7 +41,38 @@ int main(int argc, char** argv) {
         }
     }
     pypool::mpi::Executor ex(argc, argv);
+    if (mode == "worker_submit" && !ex && ex.rank() == 1) {
+        try {
+            (void)ex.submit(square, 2).get(std::chrono::seconds(60));
+            std::printf("rank 1: submit worked\n");
+        } catch (const pypool::RuntimeError& e) {
+            std::printf("rank 1: RuntimeError: %s\n", e.what());
+        }
+        std::fflush(stdout);
+        return 0;
+    }
     if (!ex) return 0;
+    if (mode == "worker_submit") {
+        std::printf("root size %zu\n", ex.size());
+        return 0;
+    }
+    if (mode == "terminate") {
+        std::vector<pypool::AsyncResult<int>> fs;
+        for (int i = 0; i < 20; ++i) fs.push_back(ex.submit(slow, i));
+        (void)fs.front().get(std::chrono::seconds(60));  // the ranks are busy now
+        ex.terminate();
+        ex.join();
+        int cancelled = 0, done = 0;
+        for (auto& f : fs) {
+            if (!f.ready()) continue;
+            if (f.cancelled())
+                ++cancelled;
+            else if (f.successful())
+                ++done;
+        }
+        std::printf("ended %d, cancelled %d, done %d\n", cancelled + done, cancelled, done);
+        return 0;
+    }
     if (mode == "kill") {
         std::printf("square %d\n", ex.submit(square, 3).get());
         std::fflush(stdout);

@@ -86,6 +86,24 @@ BOOST_AUTO_TEST_CASE(a_rank_killed_mid_run_ends_the_job_nonzero_within_seconds,
     BOOST_TEST(std::regex_search(j.output, std::regex("rank [12]")), j.output);
 }
 
+BOOST_AUTO_TEST_CASE(terminate_ends_every_task_and_the_job_cleanly, *utf::timeout(180)) {
+    const Job j = mpirun(3, here() + "/mpi_job_helper", "terminate", 120);
+    BOOST_TEST(j.status == 0, j.output);
+    std::smatch m;
+    BOOST_TEST_REQUIRE(std::regex_search(j.output, m, std::regex(R"(ended (\d+), cancelled (\d+), done (\d+))")),
+                       j.output);
+    BOOST_TEST(m[1] == "20");
+    BOOST_TEST(std::stoi(m[2]) >= 15);  // at most the few that ran before terminate() finished
+}
+
+BOOST_AUTO_TEST_CASE(submit_on_a_worker_rank_is_a_runtime_error, *utf::timeout(180)) {
+    const Job j = mpirun(3, here() + "/mpi_job_helper", "worker_submit", 120);
+    BOOST_TEST(j.status == 0, j.output);
+    BOOST_TEST(j.output.find("root size 2") != std::string::npos, j.output);
+    BOOST_TEST(j.output.find("rank 1: RuntimeError: pypool::mpi::Executor: tasks are submitted on "
+                             "the root (rank 0) only") != std::string::npos, j.output);
+}
+
 BOOST_AUTO_TEST_CASE(mpi_many_functions_prints_every_job_from_a_worker_rank, *utf::timeout(180)) {
     const char* dir = std::getenv("PYPOOL_EXAMPLES_DIR");
     BOOST_REQUIRE(dir != nullptr);

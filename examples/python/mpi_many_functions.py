@@ -1,7 +1,7 @@
 # The mpi4py original of examples/mpi_many_functions.cpp: several different functions
 # submitted to an MPICommExecutor, results printed as they complete, each naming the rank
 # that ran it.
-# Usage: mpirun -n 4 python3 mpi_many_functions.py
+# Usage: mpirun -n 4 /usr/bin/python3 mpi_many_functions.py (Debian's python3-mpi4py)
 from concurrent.futures import as_completed
 
 from mpi4py import MPI
