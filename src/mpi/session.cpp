@@ -213,6 +213,13 @@ private:
             out.clear();
             pypool::detail::run_remote_call(task.data(), task.size(), out);
             std::fflush(nullptr);  // a task's output is out before its result
+            if (out.size() > static_cast<std::size_t>(INT_MAX)) {  // fails the task, not the rank
+                const std::size_t n = out.size();
+                out.clear();
+                out.push_back(pypool::detail::reply_serialization);
+                out += "pypool::mpi::Executor: a reply of " + std::to_string(n) +
+                       " bytes is over MPI's limit of 2 GiB";
+            }
             MPI_Send(out.data(), checked_count(out.size()), MPI_BYTE, 0, tag_reply, comm_);
         }
     }
