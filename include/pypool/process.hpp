@@ -131,6 +131,11 @@ void process_check_usable(const ProcessBackend* b);
 template <class F>
 using remote_fn_t = RemoteFn<std::decay_t<F>>;
 
+/// Tag of ProcessPool's constructor for other transports (mpi::Executor).
+struct remote_transport_t {
+    explicit remote_transport_t() = default;
+};
+
 }  // namespace detail
 
 /// A pool of worker processes plus, in the calling process, one proxy thread per worker
@@ -349,6 +354,13 @@ public:
 
     /// Internal: the shared core (used by the futures header).
     detail::PoolCore& detail_core() noexcept { return *core_; }
+
+protected:
+    /// Seam for another transport under this same front (pypool::mpi::Executor): no worker
+    /// processes; core_options' initializer binds each proxy thread to its RemoteChannel
+    /// (detail/remote_channel.hpp). Throws what the core's constructor throws.
+    ProcessPool(detail::remote_transport_t, PoolOptions core_options)
+        : core_(std::make_unique<detail::PoolCore>(std::move(core_options))) {}
 
 private:
     template <class R, class S>

@@ -8,7 +8,8 @@ PYPOOL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # (lib/x86_64-linux-gnu); without it Meson picks lib64, where Debian's CMake never looks for
 # an installed pypoolConfig.cmake. python3 comes with meson and counts the test cases.
 PYPOOL_PACKAGES=(meson ninja-build g++ cmake pkg-config libboost-dev libboost-test-dev
-                 librange-v3-dev dpkg-dev libcereal-dev)
+                 librange-v3-dev dpkg-dev libcereal-dev
+                 openmpi-bin libopenmpi-dev)  # MPI (issue 14): libpypool-mpi, mpirun for its tests
 
 # ensure_packages [extra packages...]: apt-get install whatever is missing, non-interactively.
 ensure_packages() {

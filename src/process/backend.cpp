@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include <pypool/detail/remote_channel.hpp>
 #include <pypool/process.hpp>
 
 #include "loop.hpp"
@@ -854,11 +855,14 @@ PoolOptions process_core_options(ProcessBackend* b, const ProcessPoolOptions& op
     return o;
 }
 
-void process_kill_all(ProcessBackend* b) noexcept { b->kill_all(); }
-void process_reap_all(ProcessBackend* b) noexcept { b->reap_all(); }
-void process_check_usable(const ProcessBackend* b) { b->check_usable(); }
+// A null backend: the front serves another transport (mpi::Executor, remote_channel.hpp).
+void process_kill_all(ProcessBackend* b) noexcept { if (b) b->kill_all(); }
+void process_reap_all(ProcessBackend* b) noexcept { if (b) b->reap_all(); }
+void process_check_usable(const ProcessBackend* b) { if (b) b->check_usable(); }
 
 std::string process_call(RemoteEntry entry, const void* fn, std::string&& args) {
+    // Seam (remote_channel.hpp): a proxy thread bound to another transport sends through it.
+    if (RemoteChannel* c = thread_remote_channel()) return c->call(entry, fn, std::move(args));
     if (!tls_backend)
         throw RuntimeError("pypool internal error: a process task ran outside its ProcessPool");
     return tls_backend->call(entry, fn, std::move(args));
