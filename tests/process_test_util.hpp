@@ -60,9 +60,16 @@ inline const char* method_name(pypool::StartMethod m) {
     return "?";
 }
 
+/// The start methods the tests cover. Not fork under ASan: g++ 12's libasan allocator is not
+/// fork-safe in a threaded process (a rare hang in the child; see docs/DESIGN.md).
 inline const std::vector<pypool::StartMethod>& all_methods() {
+#if defined(__SANITIZE_ADDRESS__)
+    static const std::vector<pypool::StartMethod> v{pypool::StartMethod::forkserver,
+                                                    pypool::StartMethod::spawn};
+#else
     static const std::vector<pypool::StartMethod> v{
         pypool::StartMethod::forkserver, pypool::StartMethod::spawn, pypool::StartMethod::fork};
+#endif
     return v;
 }
 

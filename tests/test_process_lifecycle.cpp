@@ -16,6 +16,8 @@
 #include <latch>
 #include <mutex>
 #include <ranges>
+
+#include <range/v3/view/iota.hpp>
 #include <set>
 #include <string>
 #include <thread>
@@ -74,7 +76,7 @@ void exercise(pypool::StartMethod m) {
         pypool::ProcessPool pool(ptest::options(2, m));
         BOOST_TEST(pool.apply(square, std::tuple{7}) == 49);
         BOOST_TEST(pool.apply(my_pid) != static_cast<int>(::getpid()));
-        BOOST_TEST((pool.map(square, std::views::iota(0, 100), 3).at(99) == 99 * 99));
+        BOOST_TEST((pool.map(square, ranges::views::iota(0, 100), 3).at(99) == 99 * 99));
         BOOST_CHECK_THROW(pool.submit(segfault, 0).result(60s), pypool::BrokenProcessPool);
         BOOST_TEST(pool.submit(square, 8).result(60s) == 64);
         pool.close();
@@ -120,7 +122,7 @@ BOOST_AUTO_TEST_CASE(join_reaps_every_worker, *utf::timeout(120)) {
     std::set<int> pids;
     {
         pypool::ProcessPool pool(ptest::options(2));
-        for (int p : pool.map(pid_of_item, std::views::iota(0, 100), 1)) pids.insert(p);
+        for (int p : pool.map(pid_of_item, ranges::views::iota(0, 100), 1)) pids.insert(p);
         pool.close();
         pool.join();
         // join() returns once every worker has exited and been reaped: no zombie either.
@@ -133,7 +135,7 @@ BOOST_AUTO_TEST_CASE(the_destructor_drains_and_leaves_no_worker, *utf::timeout(1
     std::vector<pypool::Future<int>> fs;
     {
         pypool::ProcessPool pool(ptest::options(2));
-        for (int p : pool.map(pid_of_item, std::views::iota(0, 50), 1)) pids.insert(p);
+        for (int p : pool.map(pid_of_item, ranges::views::iota(0, 50), 1)) pids.insert(p);
         for (int i = 0; i < 10; ++i) fs.push_back(pool.submit(sleep_ms, 10));
     }
     for (auto& f : fs) BOOST_TEST(f.get() == 10);
@@ -187,7 +189,7 @@ BOOST_AUTO_TEST_CASE(max_tasks_per_child_one_gives_a_new_process_per_task, *utf:
     for (auto& f : fs) pids.insert(f.result(120s));
     BOOST_TEST(pids.size() == 200U);
     // a map chunk counts as one task
-    const auto chunked = pool.map(pid_of_item, std::views::iota(0, 40), 10);
+    const auto chunked = pool.map(pid_of_item, ranges::views::iota(0, 40), 10);
     BOOST_TEST(std::set<int>(chunked.begin(), chunked.end()).size() == 4U);
 }
 
@@ -338,7 +340,7 @@ BOOST_AUTO_TEST_CASE(workers_are_named_prefix_dash_slot, *utf::timeout(120)) {
             pypool::ProcessPool pool(o);
             std::set<std::string> names;
             for (int round = 0; round < 50 && names.size() < 2; ++round) {
-                auto pids = pool.map(pid_of_item, std::views::iota(0, 64), 1);
+                auto pids = pool.map(pid_of_item, ranges::views::iota(0, 64), 1);
                 for (int p : std::set<int>(pids.begin(), pids.end())) names.insert(ptest::comm_of(p));
             }
             BOOST_TEST((names == std::set<std::string>{"pnames-0", "pnames-1"}));

@@ -11,6 +11,8 @@
 #include <pypool/pypool.hpp>
 
 #include <chrono>
+#include <latch>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -366,4 +368,25 @@ BOOST_AUTO_TEST_CASE(mixed_tasks_with_crashes_each_end_exactly_once) {
         BOOST_TEST(broken == 16);  // i % 97 == 13 for i < 1500
         BOOST_TEST(ok + broken + failed == n);
     }
+}
+
+BOOST_AUTO_TEST_CASE(a_pool_starts_while_another_thread_holds_a_mutex) {
+    // The exec-based methods never run code of this process in a child between fork and exec.
+    static std::mutex held;
+    std::latch locked(1), done(1);
+    std::thread holder([&] {
+        std::lock_guard lk(held);
+        locked.count_down();
+        done.wait();
+    });
+    locked.wait();
+    for (StartMethod m : {StartMethod::spawn, StartMethod::forkserver}) {
+        pypool::ProcessPool pool(opts(m, 2));
+        BOOST_TEST(pool.apply([] {
+            std::lock_guard lk(held);  // the worker's copy of the mutex is free
+            return 1;
+        }) == 1);
+    }
+    done.count_down();
+    holder.join();
 }

@@ -23,6 +23,8 @@
 #include <numeric>
 #include <optional>
 #include <ranges>
+
+#include <range/v3/view/iota.hpp>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -189,7 +191,7 @@ BOOST_AUTO_TEST_CASE(map_returns_results_in_input_order_for_every_chunksize, *ut
     for (std::size_t cs : {0U, 1U, 7U, 1000U, 5000U}) BOOST_TEST((pool.map(square, xs, cs) == want), "chunksize " << cs);
     BOOST_TEST((pool.map(square, {1, 2, 3}) == std::vector<int>{1, 4, 9}));
     BOOST_TEST(pool.map(square, std::vector<int>{}).empty());
-    BOOST_TEST((pool.map(square, std::views::iota(0, 5)) == std::vector<int>{0, 1, 4, 9, 16}));
+    BOOST_TEST((pool.map(square, ranges::views::iota(0, 5)) == std::vector<int>{0, 1, 4, 9, 16}));
 }
 
 BOOST_AUTO_TEST_CASE(map_uses_more_than_one_worker, *utf::timeout(120)) {
@@ -197,7 +199,7 @@ BOOST_AUTO_TEST_CASE(map_uses_more_than_one_worker, *utf::timeout(120)) {
     std::set<int> pids;
     // Until both workers were seen (bounded): chunks go to whichever worker is free.
     ptest::eventually([&] {
-        for (int p : pool.map(pid_of_item, std::views::iota(0, 200), 1)) pids.insert(p);
+        for (int p : pool.map(pid_of_item, ranges::views::iota(0, 200), 1)) pids.insert(p);
         return pids.size() >= 2;
     });
     BOOST_TEST(pids.size() == 2U);
@@ -235,12 +237,12 @@ BOOST_AUTO_TEST_CASE(starmap_applies_each_tuple, *utf::timeout(120)) {
 BOOST_AUTO_TEST_CASE(imap_keeps_input_order_and_imap_unordered_yields_each_once, *utf::timeout(120)) {
     pypool::ProcessPool pool(2);
     std::vector<int> got;
-    for (int v : pool.imap(square, std::views::iota(0, 300), 4)) got.push_back(v);
+    for (int v : pool.imap(square, ranges::views::iota(0, 300), 4)) got.push_back(v);
     std::vector<int> want(300);
     for (int i = 0; i < 300; ++i) want[static_cast<std::size_t>(i)] = i * i;
     BOOST_TEST((got == want));
     std::vector<int> un;
-    for (int v : pool.imap_unordered(square, std::views::iota(0, 300), 3)) un.push_back(v);
+    for (int v : pool.imap_unordered(square, ranges::views::iota(0, 300), 3)) un.push_back(v);
     std::sort(un.begin(), un.end());
     BOOST_TEST((un == want));
 }

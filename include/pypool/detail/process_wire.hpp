@@ -16,6 +16,7 @@
 #include <exception>
 #include <functional>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -404,26 +405,34 @@ void remote_batch_entry(const void* fn, const char* data, std::size_t size, std:
             D d{};
             in(d);
             stage = "cannot encode a result in the worker";
+            // Only the call's own exception is the item's outcome; one thrown while encoding
+            // (cereal's or the type's save) reaches the outer catch: the chunk (one task)
+            // then fails with SerializationError.
+            bool threw = false;
+            std::optional<raw_t<R>> r;
             try {
                 if constexpr (std::is_void_v<R>) {
                     if constexpr (Star)
                         std::apply(f, std::move(d));
                     else
                         f(std::move(d));
-                    o(std::uint8_t{0});
                 } else {
-                    R r = [&]() -> R {
-                        if constexpr (Star)
-                            return std::apply(f, std::move(d));
-                        else
-                            return f(std::move(d));
-                    }();
-                    o(std::uint8_t{0}, r);
+                    if constexpr (Star)
+                        r.emplace(std::apply(f, std::move(d)));
+                    else
+                        r.emplace(f(std::move(d)));
                 }
             } catch (...) {
+                threw = true;
                 ex.clear();
                 encode_current_exception(ex);
+            }
+            if (threw) {
                 o(std::uint8_t{1}, ex);
+            } else if constexpr (std::is_void_v<R>) {
+                o(std::uint8_t{0});
+            } else {
+                o(std::uint8_t{0}, *r);
             }
         }
     } catch (...) {
