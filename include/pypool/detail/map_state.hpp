@@ -191,7 +191,7 @@ private:
         bool ok = true;
         if constexpr (requires { Fn::pypool_batch; }) {
             // A pool kind that ships the whole chunk at once (ProcessPool: one message).
-            const int st = fn_.template run_batch<Star, Item>(
+            const int st = fn_->template run_batch<Star, Item>(
                 c.end - c.begin,
                 [&](std::size_t k) -> decltype(auto) {
                     if constexpr (direct_in) {
