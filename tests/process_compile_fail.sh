@@ -1,5 +1,5 @@
 #!/bin/sh
-# Compile-fail checks for ProcessPool (issue 12): every tests/compile_fail/*.cpp except the
+# Compile-fail checks for ProcessPool (issue 12): every tests/compile_fail/process/*.cpp except the
 # control (a first line "// expect: compiles") must fail to compile, and the compiler's
 # output must contain each "// expect: WORDS" line of the snippet (the static_assert
 # message's key words). The control must compile.
@@ -12,7 +12,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/pypool-compile-fail.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 pass=0
 fail=0
-for f in "$src"/tests/compile_fail/*.cpp; do
+for f in "$src"/tests/compile_fail/process/*.cpp; do
     name=$(basename "$f" .cpp)
     log="$tmp/$name.log"
     if "$@" -std=c++20 -fsyntax-only -I"$src/include" -I"$build/include" "$f" >"$log" 2>&1; then
