@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(a_timed_get_on_a_worker_returns_at_its_deadline, *utf::time
         BOOST_CHECK_THROW((void)a.get(20ms), pypool::TimeoutError);
     });
     BOOST_TEST(ms >= 20);
-    BOOST_TEST(ms < 1000);  // the old helping wait ran a 5 s task first
+    BOOST_TEST(ms < 3000);  // the old helping wait ran a 5 s task first; 3 s leaves room for TSan
 }
 
 BOOST_AUTO_TEST_CASE(a_timed_wait_for_many_on_a_worker_returns_at_its_deadline,
@@ -298,7 +298,7 @@ BOOST_AUTO_TEST_CASE(a_timed_wait_for_many_on_a_worker_returns_at_its_deadline,
         BOOST_TEST(w.done.empty());
     });
     BOOST_TEST(ms >= 20);
-    BOOST_TEST(ms < 1000);
+    BOOST_TEST(ms < 3000);
 }
 
 BOOST_AUTO_TEST_CASE(a_timed_imap_next_on_a_worker_returns_at_its_deadline,
@@ -314,5 +314,5 @@ BOOST_AUTO_TEST_CASE(a_timed_imap_next_on_a_worker_returns_at_its_deadline,
             BOOST_CHECK_THROW((void)it.next(20ms), pypool::TimeoutError);
         });
     BOOST_TEST(ms >= 20);
-    BOOST_TEST(ms < 1000);
+    BOOST_TEST(ms < 3000);
 }
