@@ -692,6 +692,40 @@ void w7_tbb(std::size_t n) {
 }
 #endif
 
+// ---- W8 imap with the default chunksize 1 (issue 15: a porter's first line) -------------------
+
+template <class P, class F, class V>
+concept HasImap = requires(P& p, F f, V& v) {
+    { p.imap(f, v) };
+};
+
+// Ordered imap, chunksize 1 (the default), a trivial function: the per-item cost of the
+// stream's hand-offs between workers and the consuming thread.
+template <class Pool = pypool::ThreadPool>
+void w8_pypool(std::size_t n) {
+    auto identity = [](i64 x) { return x; };
+    const i64 expect = static_cast<i64>(n) * static_cast<i64>(n - 1) / 2;
+    if constexpr (HasImap<Pool, decltype(identity), const std::vector<i64>>) {
+        std::vector<i64> in = iota_vec(n);
+        Pool pool(2);
+        warm(pool);
+        auto t0 = Clock::now();
+        i64 sum = 0;
+        i64 prev = -1;
+        bool ordered = true;
+        for (auto x : pool.imap(identity, in)) {
+            ordered = ordered && x == prev + 1;
+            prev = x;
+            sum += x;
+        }
+        double t = seconds_since(t0);
+        check(sum == expect && ordered, "W8 sum and order");
+        result("W8", "pypool", "rate", static_cast<double>(n) / t);
+    } else {
+        note("W8", "pypool", "imap not available in this build");
+    }
+}
+
 // ---- idle CPU ------------------------------------------------------------------------------
 
 double idle_duration() { return cfg.smoke ? 0.2 : cfg.idle_seconds; }
@@ -897,6 +931,13 @@ std::vector<Workload> workloads() {
                       if (lib == "tbb") w7_tbb(n);
 #endif
                   }});
+    ws.push_back({"W8", [](const std::string& lib) {
+                      if (lib == "pypool") w8_pypool(size_n(1'000'000, 2'000));
+                      if (lib == "asio") note("W8", "asio", "n/a (no ordered-stream API)");
+#ifdef PYPOOL_BENCH_HAVE_TBB
+                      if (lib == "tbb") note("W8", "tbb", "n/a (no ordered-stream API)");
+#endif
+                  }});
     ws.push_back({"IDLE", [](const std::string& lib) {
                       if (lib == "pypool") idle_pypool();
                       if (lib == "asio") idle_asio();
@@ -970,7 +1011,7 @@ bool write_junit(const std::string& path, const std::vector<CaseOutcome>& cases)
     std::fprintf(code == 0 ? stdout : stderr,
                  "usage: pypool-bench [--smoke] [--junit FILE] [--reps N] [--only W1,W3,...]\n"
                  "                    [--scale F] [--libs pypool,asio,tbb] [--idle-seconds S]\n"
-                 "workloads: W1 W2 W3 W4a W4b W5 W6 W7 IDLE MEM\n");
+                 "workloads: W1 W2 W3 W4a W4b W5 W6 W7 W8 IDLE MEM\n");
     std::exit(code);
 }
 

@@ -231,6 +231,26 @@ def w7():
     result("W7b", "rate", n / t)
 
 
+def w8():
+    # imap with the default chunksize 1, ordered: what a porter's first line does
+    n = n_of(100_000, 500)
+    expect = n * (n - 1) // 2
+    pool = make_pool()
+    t0 = time.perf_counter()
+    total = 0
+    prev = -1
+    ordered = True
+    for x in pool.imap(identity, range(n)):
+        ordered = ordered and x == prev + 1
+        prev = x
+        total += x
+    t = time.perf_counter() - t0
+    pool.terminate()
+    pool.join()
+    check(total == expect and ordered, "W8 sum and order")
+    result("W8", "rate", n / t)
+
+
 def idle():
     secs = 0.2 if args.smoke else args.idle_seconds
     pool = make_pool()
@@ -281,7 +301,7 @@ def mem():
 
 
 WORKLOADS = [("MEM", mem), ("W1", w1), ("W2", w2), ("W3", w3), ("W4a", w4a), ("W4b", w4b),
-             ("W5", w5), ("W6", w6), ("W7", w7), ("IDLE", idle)]
+             ("W5", w5), ("W6", w6), ("W7", w7), ("W8", w8), ("IDLE", idle)]
 
 
 def main():
