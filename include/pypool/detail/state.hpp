@@ -5,10 +5,12 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include <pypool/detail/state_alloc.hpp>
 #include <pypool/function.hpp>
 
 namespace pypool::detail {
@@ -124,6 +126,15 @@ public:
 
     StateBase(const StateBase&) = delete;
     StateBase& operator=(const StateBase&) = delete;
+
+    // States of every kind are recycled per thread (detail/state_alloc.hpp); the virtual
+    // destructor hands the dynamic type's size to the sized delete.
+    static void* operator new(std::size_t size) { return state_alloc(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { state_free(p, size); }
+    static void* operator new(std::size_t size, std::align_val_t al) { return ::operator new(size, al); }
+    static void operator delete(void* p, std::size_t size, std::align_val_t al) noexcept {
+        ::operator delete(p, size, al);
+    }
 
 protected:
     virtual ~StateBase();

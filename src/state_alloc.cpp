@@ -1,0 +1,182 @@
+// Recycling of result-state memory (include/pypool/detail/state_alloc.hpp).
+//
+// Bonwick's magazines: every thread keeps, per size class, two magazines (lists of up to
+// kMagazine free blocks) and allocates and frees there without any lock or atomic. A
+// thread that frees more than it allocates (a worker dropping the states its tasks
+// finished) hands full magazines to a global depot; a thread that allocates more than it
+// frees (the thread submitting the tasks) takes full ones from it: one lock per kMagazine
+// blocks. Memory stays bounded: the depot keeps at most kDepot magazines per class and
+// frees the rest, and a thread that exits gives its magazines back.
+#include <pypool/detail/state_alloc.hpp>
+
+#include <pthread.h>
+
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <utility>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define PYPOOL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define PYPOOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define PYPOOL_POISON(p, n) ((void)(p), (void)(n))
+#define PYPOOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+namespace pypool::detail {
+namespace {
+
+constexpr std::size_t kGrain = 16;     // size classes: 16, 32, ..., 384 bytes (malloc's)
+constexpr std::size_t kClasses = 24;
+constexpr std::uint32_t kMagazine = 64;  // blocks per magazine
+constexpr std::size_t kDepot = 16;       // full magazines the depot keeps per class
+
+// A free block's first word links it to the next one. Blocks in a magazine are poisoned
+// under AddressSanitizer, so a use after free of a state is still reported.
+struct Block {
+    Block* next;
+};
+
+struct Magazine {
+    Block* head = nullptr;
+    std::uint32_t count = 0;
+
+    void push(Block* b, std::size_t size) noexcept {
+        b->next = head;
+        PYPOOL_POISON(b, size);
+        head = b;
+        ++count;
+    }
+    Block* pop(std::size_t size) noexcept {
+        Block* b = head;
+        PYPOOL_UNPOISON(b, size);
+        head = b->next;
+        --count;
+        return b;
+    }
+    /// Frees every block to the system.
+    void release(std::size_t size) noexcept {
+        while (count > 0) ::operator delete(pop(size), size);
+    }
+};
+
+struct Depot {
+    std::mutex m;
+    Magazine full[kClasses][kDepot];
+    std::size_t nfull[kClasses] = {};
+
+    /// Takes a full magazine of class c into out; false if there is none.
+    bool take(std::size_t c, Magazine& out) noexcept {
+        std::lock_guard lock(m);
+        if (nfull[c] == 0) return false;
+        out = std::exchange(full[c][--nfull[c]], Magazine{});
+        return true;
+    }
+    /// Keeps mag (emptied) if there is room, else frees its blocks.
+    void give(std::size_t c, Magazine& mag, std::size_t size) noexcept {
+        {
+            std::lock_guard lock(m);
+            if (nfull[c] < kDepot) {
+                full[c][nfull[c]++] = std::exchange(mag, Magazine{});
+                return;
+            }
+        }
+        mag.release(size);
+    }
+};
+
+// Never destroyed: threads may free states during static destruction and after it.
+Depot& depot() noexcept {
+    static Depot* d = [] {
+        auto* p = new Depot;
+        // A child forked while another thread holds the depot's lock would deadlock on it.
+        ::pthread_atfork([] { depot().m.lock(); }, [] { depot().m.unlock(); },
+                         [] { depot().m.unlock(); });
+        return p;
+    }();
+    return *d;
+}
+
+struct ThreadCache {
+    Magazine loaded[kClasses];
+    Magazine previous[kClasses];
+    bool registered = false;  // the flusher will give these back at thread exit
+    bool dead = false;        // the thread is exiting: no caching any more
+};
+
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec")))
+#endif
+thread_local ThreadCache tls_cache;  // trivially destructible: a plain %fs access
+
+void give_back_all(ThreadCache& tc) noexcept {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+        const std::size_t size = (c + 1) * kGrain;
+        for (Magazine* m : {&tc.loaded[c], &tc.previous[c]}) {
+            if (m->count == kMagazine)
+                depot().give(c, *m, size);
+            else
+                m->release(size);
+        }
+    }
+}
+
+struct Flusher {
+    ~Flusher() {
+        tls_cache.dead = true;
+        give_back_all(tls_cache);
+    }
+};
+
+/// First use on this thread: arranges the give-back at thread exit; false if the thread is
+/// exiting already (then nothing may be cached).
+bool ready(ThreadCache& tc) noexcept {
+    if (tc.registered) return !tc.dead;
+    tc.registered = true;
+    static thread_local Flusher flusher;
+    (void)flusher;
+    return true;
+}
+
+}  // namespace
+
+void* state_alloc(std::size_t size) {
+    const std::size_t c = (size - 1) / kGrain;
+    if (c >= kClasses) return ::operator new(size);
+    const std::size_t csize = (c + 1) * kGrain;  // what state_free gives back
+    ThreadCache& tc = tls_cache;
+    if (!ready(tc)) return ::operator new(csize);
+    Magazine& loaded = tc.loaded[c];
+    if (loaded.count == 0) {
+        if (tc.previous[c].count > 0)
+            std::swap(loaded, tc.previous[c]);
+        else if (!depot().take(c, loaded))
+            return ::operator new(csize);
+    }
+    return loaded.pop(csize);
+}
+
+void state_free(void* p, std::size_t size) noexcept {
+    const std::size_t c = (size - 1) / kGrain;
+    if (c >= kClasses) {
+        ::operator delete(p, size);
+        return;
+    }
+    const std::size_t csize = (c + 1) * kGrain;
+    ThreadCache& tc = tls_cache;
+    if (!ready(tc)) {
+        ::operator delete(p, csize);
+        return;
+    }
+    Magazine& loaded = tc.loaded[c];
+    if (loaded.count == kMagazine) {
+        Magazine& previous = tc.previous[c];
+        if (previous.count != 0) depot().give(c, previous, csize);  // it is full
+        previous = std::exchange(loaded, Magazine{});
+    }
+    loaded.push(static_cast<Block*>(p), csize);
+}
+
+}  // namespace pypool::detail
