@@ -219,10 +219,9 @@ void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
     enqueue(first, last, count);
 }
 
-void PoolCore::submit_stream(Job* job) {
-    take_units_or_throw(1, /*stream=*/true);
-    job->next_ = nullptr;
-    enqueue(job, job, 1);
+void PoolCore::submit_stream(Job* first, Job* last, std::size_t count) {
+    take_units_or_throw(count, /*stream=*/true);
+    enqueue(first, last, count);
 }
 
 // ---- the queue ----------------------------------------------------------------------------

@@ -132,13 +132,20 @@ BOOST_AUTO_TEST_CASE(imap_reads_ahead_exactly_max_in_flight_chunks, *utf::timeou
     }
 }
 
-BOOST_AUTO_TEST_CASE(imap_default_max_in_flight_is_four_times_size, *utf::timeout(60)) {
+BOOST_AUTO_TEST_CASE(imap_default_max_in_flight_stays_between_32_and_64_times_size_refilled_in_batches,
+                     *utf::timeout(60)) {
     ThreadPool pool(3);
     auto stats = std::make_shared<bulk_test::ReadStats>();
     auto it = pool.imap([](long x) { return x; }, bulk_test::InstrumentedRange(stats));
-    BOOST_TEST(stats->read.load() == 12);
-    BOOST_TEST(*it.next() == 0);
-    BOOST_TEST(stats->read.load() == 13);
+    BOOST_TEST(stats->read.load() == 192);  // 64 * size() chunks of one item
+    for (long i = 0; i < 1000; ++i) {
+        BOOST_TEST(*it.next() == i);
+        const long in_flight = stats->read.load() - (i + 1);
+        BOOST_TEST(in_flight >= 96);  // 32 * size(): half the window is read at once
+        BOOST_TEST(in_flight <= 192);
+    }
+    BOOST_TEST(stats->read.load() > 1000);
+    BOOST_TEST(!stats->overlap.load());
 }
 
 BOOST_AUTO_TEST_CASE(imap_failing_item_throws_at_its_position_and_iteration_continues,

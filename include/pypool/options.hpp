@@ -59,7 +59,7 @@ struct MapOptions {
 struct IMapOptions {
     /// Items per task; 0 -> ValueError("Chunksize must be 1+, not 0").
     std::size_t chunksize = 1;
-    /// Chunks submitted but not yet consumed; 0 -> 4 * size().
+    /// Chunks submitted but not yet consumed; 0 -> the pool picks: 32..64 * size(), refilled in batches.
     std::size_t max_in_flight = 0;
 };
 

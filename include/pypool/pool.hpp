@@ -163,7 +163,7 @@ public:
         return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
                                          IMapOptions{.chunksize = chunksize}, true);
     }
-    /// imap with chunksize and max_in_flight (0: 4 * size()).
+    /// imap with chunksize and max_in_flight (0: the pool picks, 32..64 * size() in flight).
     template <class F, class Range>
         requires imap_callable<F, Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap(F&& f, Range&& items, IMapOptions options) {
@@ -194,7 +194,7 @@ public:
         return detail::start_imap<false>(core_, std::forward<F>(f), std::forward<Range>(items),
                                          IMapOptions{.chunksize = chunksize}, false);
     }
-    /// imap_unordered with chunksize and max_in_flight (0: 4 * size()).
+    /// imap_unordered with chunksize and max_in_flight (0: the pool picks, 32..64 * size() in flight).
     template <class F, class Range>
         requires imap_callable<F, Range>
     IMapIterator<detail::lazy_item_t<F, Range>> imap_unordered(F&& f, Range&& items,

@@ -9,9 +9,11 @@
 //
 // Delivery: chunks are linked in submission order (all_); imap delivers from its head,
 // imap_unordered from the FIFO of finished chunks (ready_). Each item has its own slot
-// (value or exception). When the last item of a chunk has been handed out, one more chunk
-// is read and submitted, so while input remains exactly max_in_flight chunks are
-// submitted but not consumed.
+// (value or exception). When the last item of a chunk has been handed out, the chunk is
+// owed; once refill_at chunks are owed they are read and submitted as one batch. With a
+// max_in_flight the user chose, refill_at is 1: while input remains exactly max_in_flight
+// chunks are submitted but not consumed. With the pool's pick (64 * size(), refilled 32 *
+// size() at a time) the consumer and the workers meet once per batch, not once per item.
 
 #include <algorithm>
 #include <atomic>
@@ -92,7 +94,9 @@ public:
     std::size_t count_ = 0;  // items in the chunk (written by the reader before submission)
     // Guarded by the stream's mutex:
     std::size_t pos_ = 0;  // next item to deliver
-    bool done_ = false;    // ran (or was cancelled) and published
+    // Ran (or was cancelled) and published: set under the stream's mutex, except by a
+    // worker publishing an ordered imap's chunk (release; read under the mutex, acquire).
+    std::atomic<bool> done_{false};
     bool cancelled_ = false;
     ImapChunkBase* all_prev_ = nullptr;  // submitted, unconsumed chunks (submission order)
     ImapChunkBase* all_next_ = nullptr;
@@ -106,9 +110,15 @@ class ImapStreamBase : public StreamHook {
     using Chunk = ImapChunkBase<Item>;
 
 public:
+    /// refill_at: consumed chunks that trigger reading more (1: exactly max_in_flight in
+    /// flight; more: refilled in batches, fewer hand-offs).
     ImapStreamBase(PoolCore* pool, std::size_t chunksize, std::size_t max_in_flight,
-                   bool ordered) noexcept
-        : pool_(pool), chunksize_(chunksize), max_in_flight_(max_in_flight), ordered_(ordered) {}
+                   std::size_t refill_at, bool ordered) noexcept
+        : pool_(pool),
+          chunksize_(chunksize),
+          max_in_flight_(max_in_flight),
+          refill_at_(refill_at),
+          ordered_(ordered) {}
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     void release() noexcept {
@@ -153,8 +163,7 @@ public:
                     Chunk* c = std::exchange(cur_, nullptr);
                     unlink(c);
                     recycle(c);
-                    ++owed_;
-                    refill(lk);
+                    if (++owed_ >= refill_at_) refill(lk);
                 }
                 if (err) std::rethrow_exception(err);
                 return val;
@@ -191,7 +200,7 @@ public:
                     std::uint8_t e = 0;
                     if (c->status_.compare_exchange_strong(e, 2, std::memory_order_acq_rel))
                         pool_->note_cancelled();  // leaves `queued` now (units keep the pool)
-                    else if (e == 1 && !c->done_)
+                    else if (e == 1 && !c->done_.load(std::memory_order_acquire))
                         running = true;
                 }
                 if (!running && !reading_) break;
@@ -209,7 +218,7 @@ public:
         for (;;) {
             cv_.wait(lk, [&] { return !reading_; });
             if (!can_read()) return;
-            read_one(lk);
+            read_batch(lk, drain_batch);
         }
     }
     void on_terminate() noexcept override { terminated_.store(true, std::memory_order_release); }
@@ -227,17 +236,22 @@ public:
     /// to the stream and its unit of work are released here.
     void chunk_finished(Chunk* c, bool ran) noexcept {
         PoolCore* pool = pool_;
-        if (ran && !ordered_) {
-            // imap_unordered: publish without the stream's lock (the consumer holds it for
-            // most of every item). Push c on ready_stack_ (collect_ready() moves it to the
-            // ready FIFO under m_), then wake the consumer only if it parked: parked_ and
-            // events_ are read and written seq_cst on both sides, so either the waiter sees
-            // the new event or we see it parked. c is not touched after the push.
-            Chunk* old = ready_stack_.load(std::memory_order_relaxed);
-            do {
-                c->ready_next_ = old;
-            } while (!ready_stack_.compare_exchange_weak(old, c, std::memory_order_seq_cst,
-                                                         std::memory_order_relaxed));
+        if (ran) {
+            // Publish without the stream's lock (the consumer holds it for most of every
+            // item): imap sets c's done_ flag (pick() reads it at the head, in order),
+            // imap_unordered pushes c on ready_stack_ (collect_ready() moves it to the ready
+            // FIFO under m_). Then wake the consumer only if it parked: parked_ and events_
+            // are read and written seq_cst on both sides, so either the waiter sees the new
+            // event or we see it parked. c is not touched after it is published.
+            if (ordered_) {
+                c->done_.store(true, std::memory_order_release);
+            } else {
+                Chunk* old = ready_stack_.load(std::memory_order_relaxed);
+                do {
+                    c->ready_next_ = old;
+                } while (!ready_stack_.compare_exchange_weak(old, c, std::memory_order_seq_cst,
+                                                             std::memory_order_relaxed));
+            }
             events_.fetch_add(1, std::memory_order_seq_cst);
             if (parked_.load(std::memory_order_seq_cst) > 0) {
                 { std::lock_guard lk(m_); }  // the waiter checked under m_: it waits by now
@@ -246,7 +260,7 @@ public:
         } else {
             {
                 std::lock_guard lk(m_);
-                c->done_ = true;
+                c->done_.store(true, std::memory_order_relaxed);
                 c->cancelled_ = !ran;
                 if (!ran && !abandoned_) stopped_ = true;  // terminate()/shutdown cancelled it
                 if (!ordered_) {
@@ -286,6 +300,8 @@ protected:
     PoolCore* pool_;
     const std::size_t chunksize_;
     const std::size_t max_in_flight_;
+    const std::size_t refill_at_;
+    static constexpr std::size_t drain_batch = 16;  // chunks join() reads per hand-off
 
 private:
     static void free_list(Chunk* c, bool) noexcept {
@@ -304,7 +320,7 @@ private:
         for (;;) {
             Chunk* c = nullptr;
             if (ordered_) {
-                if (!head_ || !head_->done_) return false;
+                if (!head_ || !head_->done_.load(std::memory_order_acquire)) return false;
                 c = head_;
             } else {
                 if (!rhead_) collect_ready();
@@ -331,7 +347,7 @@ private:
                                    &Chunk::ready_next_);
         while (fifo) {
             Chunk* next = fifo->ready_next_;
-            fifo->done_ = true;
+            fifo->done_.store(true, std::memory_order_relaxed);
             fifo->cancelled_ = false;
             fifo->ready_next_ = nullptr;
             if (rtail_)
@@ -356,69 +372,104 @@ private:
     void recycle(Chunk* c) noexcept {
         c->reset_slots();
         c->clear_inputs();
-        c->done_ = c->cancelled_ = false;
+        c->done_.store(false, std::memory_order_relaxed);
+        c->cancelled_ = false;
         c->status_.store(0, std::memory_order_relaxed);
         c->ready_next_ = free_;
         free_ = c;
     }
     void refill(std::unique_lock<std::mutex>& lk) {
         while (owed_ > 0 && can_read()) {
-            --owed_;
-            read_one(lk);
+            const std::size_t k = std::exchange(owed_, 0);
+            read_batch(lk, k);
         }
         if (terminated_.load(std::memory_order_acquire)) stopped_ = true;
     }
-    // Reads one chunk outside the lock and submits it. Lock held on entry and exit.
-    void read_one(std::unique_lock<std::mutex>& lk) {
-        Chunk* c = nullptr;
-        try {
-            if (free_) {
-                c = free_;
-                free_ = c->ready_next_;
-                c->ready_next_ = nullptr;
-            } else {
-                c = new_chunk();
+    // Reads up to `count` chunks outside the lock and submits those that got items as one
+    // batch (one hand-off to the pool, one wake-up). Lock held on entry and exit.
+    void read_batch(std::unique_lock<std::mutex>& lk, std::size_t count) {
+        Chunk* first = nullptr;  // the batch, linked through all_next_ (tail_ on)
+        std::size_t n = 0;
+        for (; n < count; ++n) {
+            Chunk* c = nullptr;
+            try {
+                if (free_) {
+                    c = free_;
+                    free_ = c->ready_next_;
+                    c->ready_next_ = nullptr;
+                } else {
+                    c = new_chunk();
+                }
+            } catch (...) {
+                if (n > 0) break;  // read what we have
+                input_error_ = std::current_exception();
+                input_done_ = true;
+                unregister_locked();
+                return;
             }
-        } catch (...) {
-            input_error_ = std::current_exception();
-            input_done_ = true;
-            unregister_locked();
-            return;
+            c->all_prev_ = tail_;
+            c->all_next_ = nullptr;
+            if (tail_)
+                tail_->all_next_ = c;
+            else
+                head_ = c;
+            tail_ = c;
+            if (!first) first = c;
         }
         reading_ = true;
-        c->all_prev_ = tail_;
-        c->all_next_ = nullptr;
-        if (tail_)
-            tail_->all_next_ = c;
-        else
-            head_ = c;
-        tail_ = c;
         lk.unlock();
+        // Read in order until the input ends or throws; the chunks after that stay empty.
+        // Empty chunks are never submitted, so they form a suffix of the batch that only
+        // this reader touches; once submitted, a chunk may be consumed and recycled before
+        // the lock is taken again, so it is never touched here afterwards.
         std::exception_ptr err;
         bool exhausted = false;
-        try {
-            exhausted = read_into(c);
-        } catch (...) {
-            err = std::current_exception();
+        Job* jfirst = nullptr;
+        Job* jlast = nullptr;
+        std::size_t jobs = 0;
+        Chunk* empty = nullptr;  // the first chunk of the empty suffix
+        for (Chunk* c = first; c; c = c->all_next_) {
+            if (exhausted || err) {
+                empty = c;
+                break;
+            }
+            try {
+                exhausted = read_into(c);
+            } catch (...) {
+                err = std::current_exception();
+            }
+            if (c->count_ == 0) {
+                empty = c;
+                break;
+            }
+            c->next_ = nullptr;
+            if (jlast)
+                jlast->next_ = c;
+            else
+                jfirst = c;
+            jlast = c;
+            ++jobs;
         }
         bool submitted = false;
-        if (c->count_ > 0) {
-            add_ref();  // the chunk's
+        if (jobs > 0) {
+            refs_.fetch_add(jobs, std::memory_order_relaxed);  // one for each chunk
             try {
-                pool_->submit_stream(c);
+                pool_->submit_stream(jfirst, jlast, jobs);
                 submitted = true;
             } catch (...) {
-                refs_.fetch_sub(1, std::memory_order_relaxed);  // never the last one
+                refs_.fetch_sub(jobs, std::memory_order_relaxed);  // never the last one
             }
         }
         lk.lock();
-        reading_ = false;
-        if (!submitted) {
-            if (c->count_ > 0) stopped_ = lost_ = true;  // rejected (terminate() came first)
+        for (Chunk* c = (submitted || jobs == 0) ? empty : first; c;) {
+            Chunk* next = c->all_next_;
+            if (c->count_ > 0) stopped_ = lost_ = true;  // rejected: terminate() came first
             unlink(c);
             c->count_ = 0;
             recycle(c);
+            c = next;
         }
+        reading_ = false;
         if (err) {
             input_error_ = err;
             input_done_ = true;
@@ -456,8 +507,13 @@ private:
     // Waits for a change (lock held on entry and exit). A worker of the pool runs queued
     // jobs meanwhile, so waiting on a worker cannot starve the pool.
     void wait(std::unique_lock<std::mutex>& lk, std::optional<Clock::time_point> deadline) {
+        // An ordered chunk published lock-free may have counted its event before `seen` was
+        // read and after pick() looked at the head: look again (its done_ is visible once
+        // its event is).
+        const std::uint64_t seen = events_.load(std::memory_order_seq_cst);
+        if (ordered_ && head_ && head_->done_.load(std::memory_order_acquire)) return;
         if (PoolCore::current_worker_pool() == pool_) {
-            HelpCtx ctx{this, events_.load(std::memory_order_seq_cst)};
+            HelpCtx ctx{this, seen};
             helper_waiting_.store(true, std::memory_order_seq_cst);
             lk.unlock();
             try {
@@ -473,9 +529,8 @@ private:
         }
         // Spin a few microseconds first (yielding the core to the workers): on a busy
         // stream the next chunk usually finishes sooner than a futex sleep/wake-up costs.
-        // Chunks finishing without m_ (imap_unordered) notify when parked_ says someone
+        // Chunks finished by workers (published without m_) notify when parked_ says someone
         // waits; every other event changes events_ under m_.
-        const std::uint64_t seen = events_.load(std::memory_order_relaxed);
         lk.unlock();
         spin_while_unchanged(seen);
         lk.lock();
@@ -594,8 +649,8 @@ class ImapStream final : public ImapStreamBase<Item> {
 public:
     template <class F, class R>
     ImapStream(PoolCore* pool, F&& f, R&& r, std::size_t chunksize, std::size_t max_in_flight,
-               bool ordered)
-        : Base(pool, chunksize, max_in_flight, ordered),
+               std::size_t refill_at, bool ordered)
+        : Base(pool, chunksize, max_in_flight, refill_at, ordered),
           fn_(std::forward<F>(f)),
           range_(hold(std::forward<R>(r))) {}
 
@@ -663,9 +718,13 @@ auto start_imap(PoolCore& pool, F&& f, R&& r, IMapOptions o, bool ordered) {
     using Item = bulk_item_t<F, R, Star, true, false>;
     if (o.chunksize == 0) throw ValueError("Chunksize must be 1+, not 0");
     pool.check_accepting();
-    const std::size_t mif = o.max_in_flight != 0 ? o.max_in_flight : 4 * pool.size();
+    // max_in_flight 0: the pool's pick, 64 * size() chunks refilled in batches of half that
+    // (so 32..64 * size() in flight while input remains): a worker finds the next chunk
+    // queued, and the consumer hands chunks over 32 * size() at a time.
+    const std::size_t mif = o.max_in_flight != 0 ? o.max_in_flight : 64 * pool.size();
+    const std::size_t refill_at = o.max_in_flight != 0 ? 1 : mif / 2;
     auto* s = new ImapStream<Item, std::decay_t<F>, Traits, Star>(
-        &pool, std::forward<F>(f), std::forward<R>(r), o.chunksize, mif, ordered);
+        &pool, std::forward<F>(f), std::forward<R>(r), o.chunksize, mif, refill_at, ordered);
     IMapIterator<Item> it(s);  // destroys the stream if start() throws
     s->start();
     return it;

@@ -121,9 +121,10 @@ public:
     void add_stream(StreamHook* h);
     /// Unlinks h if linked; true if it was (the caller then drops the pool's reference).
     bool remove_stream(StreamHook* h) noexcept;
-    /// A chunk of a live imap stream: accepted after close() from any thread (close() lets
-    /// iterators go on reading) until join() has finished, never after terminate().
-    void submit_stream(Job* job);
+    /// Chunks of a live imap stream, linked through next_ (all or nothing): accepted after
+    /// close() from any thread (close() lets iterators go on reading) until join() has
+    /// finished, never after terminate().
+    void submit_stream(Job* first, Job* last, std::size_t count);
 
     // ---- thread identity ------------------------------------------------------------
     bool on_worker() const noexcept;
