@@ -28,8 +28,12 @@
 namespace pypool::detail {
 namespace {
 
-constexpr std::size_t kGrain = 16;     // size classes: 16, 32, ..., 384 bytes (malloc's)
+// Size classes as malloc's chunks: 16 * k - 8 bytes (glibc adds an 8-byte header and
+// rounds to 16), so a cached block costs what malloc would have: 8, 24, ..., 376 bytes.
+constexpr std::size_t kGrain = 16;
 constexpr std::size_t kClasses = 24;
+constexpr std::size_t class_of(std::size_t size) noexcept { return (size + 8 + kGrain - 1) / kGrain - 1; }
+constexpr std::size_t class_size(std::size_t c) noexcept { return (c + 1) * kGrain - 8; }
 constexpr std::uint32_t kMagazine = 64;  // blocks per magazine
 constexpr std::size_t kDepot = 16;       // full magazines the depot keeps per class
 
@@ -113,7 +117,7 @@ thread_local ThreadCache tls_cache;  // trivially destructible: a plain %fs acce
 
 void give_back_all(ThreadCache& tc) noexcept {
     for (std::size_t c = 0; c < kClasses; ++c) {
-        const std::size_t size = (c + 1) * kGrain;
+        const std::size_t size = class_size(c);
         for (Magazine* m : {&tc.loaded[c], &tc.previous[c]}) {
             if (m->count == kMagazine)
                 depot().give(c, *m, size);
@@ -143,9 +147,9 @@ bool ready(ThreadCache& tc) noexcept {
 }  // namespace
 
 void* state_alloc(std::size_t size) {
-    const std::size_t c = (size - 1) / kGrain;
+    const std::size_t c = class_of(size);
     if (c >= kClasses) return ::operator new(size);
-    const std::size_t csize = (c + 1) * kGrain;  // what state_free gives back
+    const std::size_t csize = class_size(c);  // what state_free gives back
     ThreadCache& tc = tls_cache;
     if (!ready(tc)) return ::operator new(csize);
     Magazine& loaded = tc.loaded[c];
@@ -159,12 +163,12 @@ void* state_alloc(std::size_t size) {
 }
 
 void state_free(void* p, std::size_t size) noexcept {
-    const std::size_t c = (size - 1) / kGrain;
+    const std::size_t c = class_of(size);
     if (c >= kClasses) {
         ::operator delete(p, size);
         return;
     }
-    const std::size_t csize = (c + 1) * kGrain;
+    const std::size_t csize = class_size(c);
     ThreadCache& tc = tls_cache;
     if (!ready(tc)) {
         ::operator delete(p, csize);
