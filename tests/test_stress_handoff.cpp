@@ -1,8 +1,9 @@
 // Stress: the lock-free hand-offs of the core, run back to back for a time budget so that
 // a lost wake-up shows up as a TimeoutError (never as a hang): the shared queue and the
 // parking of idle workers, the workers' own queues and stealing, helping waits, the batch
-// of completions that reaches the callback thread, and imap_unordered's chunks published
-// without the stream's lock. Every wait has a generous timeout (seconds).
+// of completions that reaches the callback thread, and imap's and imap_unordered's chunks
+// published without the stream's lock (and refilled in batches). Every wait has a generous
+// timeout (seconds).
 #include <boost/test/unit_test.hpp>
 
 #include <pypool/pypool.hpp>
@@ -198,4 +199,80 @@ BOOST_AUTO_TEST_CASE(imap_unordered_iterators_dropped_mid_stream_wait_for_runnin
         ++rounds;
     }
     BOOST_TEST(ran.load() > 0);
+}
+
+// imap (ordered) publishes finished chunks without the stream's lock too (a flag the
+// consumer reads at the head, in order), and with the default window the consumer hands
+// chunks over in batches: the same three races as imap_unordered's above, in order.
+
+BOOST_AUTO_TEST_CASE(imap_with_chunksize_one_never_misses_a_chunk_and_keeps_order,
+                     *boost::unit_test::timeout(300)) {
+    const auto until = stress::deadline_in(4);
+    std::vector<std::int64_t> in(20000);
+    std::iota(in.begin(), in.end(), 0);
+    int rounds = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        pypool::ThreadPool pool(rounds % 3 + 1);
+        // every third round an explicit window: one chunk refilled per chunk consumed
+        auto it = rounds % 3 == 2
+                      ? pool.imap([](std::int64_t x) { return x; }, in,
+                                  pypool::IMapOptions{.max_in_flight = 3})
+                      : pool.imap([](std::int64_t x) { return x; }, in);
+        std::int64_t expect = 0;
+        while (auto v = it.next(patience)) {
+            BOOST_REQUIRE_EQUAL(*v, expect);
+            ++expect;
+        }
+        BOOST_REQUIRE_EQUAL(expect, static_cast<std::int64_t>(in.size()));
+        ++rounds;
+    }
+}
+
+BOOST_AUTO_TEST_CASE(imap_consumed_on_a_worker_never_misses_a_chunk,
+                     *boost::unit_test::timeout(300)) {
+    const auto until = stress::deadline_in(3);
+    std::vector<std::int64_t> in(5000);
+    std::iota(in.begin(), in.end(), 0);
+    const std::int64_t expect = std::accumulate(in.begin(), in.end(), std::int64_t{0});
+    pypool::ThreadPool pool(2);
+    while (std::chrono::steady_clock::now() < until) {
+        auto r = pool.apply_async([&pool, &in] {
+            std::int64_t sum = 0;
+            std::int64_t next = 0;
+            auto it = pool.imap([](std::int64_t x) { return x; }, in);
+            while (auto v = it.next(patience)) {
+                if (*v != next++) return std::int64_t{-1};  // out of order
+                sum += *v;
+            }
+            return sum;
+        });
+        BOOST_REQUIRE_EQUAL(r.get(patience), expect);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(imap_iterators_dropped_mid_stream_wait_for_running_chunks,
+                     *boost::unit_test::timeout(300)) {
+    const auto until = stress::deadline_in(3);
+    std::vector<int> in(1000);
+    std::iota(in.begin(), in.end(), 0);
+    pypool::ThreadPool pool(2);
+    std::atomic<int> ran{0};
+    int rounds = 0;
+    while (std::chrono::steady_clock::now() < until) {
+        {
+            auto it = pool.imap(
+                [&ran](int x) {
+                    ran.fetch_add(1);
+                    return x;
+                },
+                in);
+            for (int k = 0; k < rounds % 300; ++k)  // past the first batch refill at times
+                if (!it.next(patience)) break;
+        }  // dropped here
+        ++rounds;
+    }
+    BOOST_TEST(ran.load() > 0);
+    pool.close();
+    pool.join();
+    BOOST_TEST(pool.stats().queued == 0u);
 }
