@@ -437,6 +437,7 @@ void PoolCore::worker_main(std::size_t /*index*/) {
             run_job(j);
             continue;
         }
+        flush_units(locals_[tls_worker_index]);  // nothing to run: join() may be waiting
         if (maybe_jobs()) {  // a producer is between its exchange and its link
             std::this_thread::yield();
             continue;
@@ -557,6 +558,8 @@ bool PoolCore::start_spare_locked() noexcept {
 }
 
 void PoolCore::begin_blocking() noexcept {
+    if (tls_worker_pool == this && tls_worker_index < nlocals_)
+        flush_units(locals_[tls_worker_index]);  // a long wait must not hold up join()
     std::lock_guard lk(m_);
     const std::ptrdiff_t blocked = blocked_.fetch_add(1, std::memory_order_seq_cst) + 1;
     // Licenses not covered yet by a running spare or one on its way.
@@ -797,7 +800,30 @@ void PoolCore::report_callback_error(std::exception_ptr e) noexcept {
 }
 
 // ---- accounting -----------------------------------------------------------------------------
+namespace {
+constexpr std::size_t deferred_units = 64;  // a worker's releases gathered per active_ update
+}  // namespace
+
+void PoolCore::flush_units(LocalQueue& q) noexcept {
+    const std::size_t n = std::exchange(q.unreleased, 0);
+    if (n == 0) return;
+    // join() joins this thread before the pool can go away: no lock needed unless last
+    if (active_.fetch_sub(n, std::memory_order_seq_cst) == n &&
+        joining_.load(std::memory_order_seq_cst)) {
+        { std::lock_guard lk(m_); }
+        join_cv_.notify_all();
+    }
+}
+
 void PoolCore::release_unit() noexcept {
+    if (tls_worker_pool == this && tls_worker_index < nlocals_) {
+        // A worker (not a spare): it flushes before it looks for work in vain, parks or
+        // blocks, so join() (which waits for active_ == 0) is held up only while this
+        // worker still finds jobs to run.
+        LocalQueue& q = locals_[tls_worker_index];
+        if (++q.unreleased >= deferred_units) flush_units(q);
+        return;
+    }
     if (on_own_thread()) {
         // join() joins this thread before the pool can go away: no lock needed unless last
         if (active_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&

@@ -201,7 +201,9 @@ public:
     bool loop_deadlocked() const noexcept { return loop_deadlock_.load(std::memory_order_acquire); }
 
     // ---- accounting -------------------------------------------------------------------
-    /// Releases one unit of work (safe from any thread).
+    /// Releases one unit of work (safe from any thread). On a worker of this pool the
+    /// release is deferred (up to deferred_units, flushed before the worker looks for work
+    /// in vain, parks or blocks): one shared read-modify-write per batch instead of per task.
     void release_unit() noexcept;
     /// A loop handler posted with post_loop()/try_post_loop() has finished.
     void loop_handler_done() noexcept;
@@ -227,6 +229,7 @@ public:
     PoolStats stats() const noexcept;
 
 private:
+    struct LocalQueue;  // a worker's own queue (below)
     /// The queue's placeholder node (Vyukov's intrusive MPSC queue needs one).
     struct StubJob final : Job {
         void run() noexcept override {}
@@ -253,6 +256,8 @@ private:
     /// Queues first..last (linked through next_) on the calling worker's own queue as far
     /// as it has room; returns the rest (nullptr if all fitted).
     Job* push_local(std::size_t self, Job* first) noexcept;
+    /// Gives active_ the units the calling worker released lazily (see release_unit()).
+    void flush_units(LocalQueue& q) noexcept;
     /// Wakes a parked thread for `count` new jobs: idle workers first, else helpers.
     void wake_for_jobs(std::size_t count) noexcept;
     /// Counts count accepted jobs (units, stats) and queues them; the caller checked
@@ -336,6 +341,7 @@ private:
         std::size_t front = 0;             // guarded by locked
         std::size_t back = 0;
         unsigned tick = 0;  // the owner's count of next_job() calls (its thread only)
+        std::size_t unreleased = 0;  // units the owner released but active_ still counts
         Job* ring[capacity] = {};
         void lock() noexcept;
         void unlock() noexcept { locked.store(false, std::memory_order_release); }
