@@ -13,7 +13,11 @@
 #include <cstdlib>
 #include <new>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
 #include <latch>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <ranges>
@@ -146,6 +150,52 @@ BOOST_AUTO_TEST_CASE(imap_default_max_in_flight_stays_between_32_and_64_times_si
     }
     BOOST_TEST(stats->read.load() > 1000);
     BOOST_TEST(!stats->overlap.load());
+}
+
+BOOST_AUTO_TEST_CASE(imap_with_an_explicit_window_submits_each_chunk_before_reading_the_next,
+                     *utf::timeout(60)) {
+    // An input that waits for what the earlier items produce (a crawler's frontier): reading
+    // item k waits until item k - 1 has run. With a max_in_flight the user chose, each chunk
+    // is submitted as soon as it is read, so this finishes (with the default window the
+    // consumer reads a batch before submitting it; docs/PORTING.md).
+    struct Progress {
+        std::mutex m;
+        std::condition_variable cv;
+        int ran = 0;
+    };
+    auto p = std::make_shared<Progress>();
+    auto input = ranges::views::iota(0, 40) | ranges::views::transform([p](int k) {
+                     std::unique_lock lk(p->m);
+                     if (!p->cv.wait_for(lk, std::chrono::seconds(10), [&] { return p->ran >= k; }))
+                         throw std::runtime_error("input starved: item " + std::to_string(k - 1) +
+                                                  " was never submitted");
+                     return k;
+                 });
+    ThreadPool pool(2);
+    for (std::size_t mif : {std::size_t{1}, std::size_t{4}}) {
+        p->ran = 0;
+        auto it = pool.imap([p](int k) {
+            {
+                std::lock_guard lk(p->m);
+                ++p->ran;
+            }
+            p->cv.notify_all();
+            return k;
+        }, input, pypool::IMapOptions{.max_in_flight = mif});
+        for (int i = 0; i < 40; ++i) BOOST_TEST(*it.next() == i);
+        BOOST_TEST(!it.next());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(imap_with_an_unbounded_window_reads_only_what_the_input_holds,
+                     *utf::timeout(60)) {
+    ThreadPool pool(2);
+    auto it = pool.imap(sqr, std::vector<int>{1, 2, 3},
+                        pypool::IMapOptions{.max_in_flight = std::numeric_limits<std::size_t>::max()});
+    BOOST_TEST(*it.next() == 1);
+    BOOST_TEST(*it.next() == 4);
+    BOOST_TEST(*it.next() == 9);
+    BOOST_TEST(!it.next());
 }
 
 BOOST_AUTO_TEST_CASE(imap_failing_item_throws_at_its_position_and_iteration_continues,

@@ -194,6 +194,9 @@ public:
             abandoned_ = true;
             parked_.fetch_add(1, std::memory_order_seq_cst);  // finishing chunks notify us
             for (;;) {
+                // seq_cst, as the finishing worker's increment: if that came before this
+                // read, its done_ is visible to the scan below; if after, the wait sees it
+                const std::uint64_t seen = events_.load(std::memory_order_seq_cst);
                 collect_ready();
                 bool running = false;
                 for (Chunk* c = head_; c; c = c->all_next_) {
@@ -204,7 +207,7 @@ public:
                         running = true;
                 }
                 if (!running && !reading_) break;
-                cv_.wait(lk);
+                cv_.wait(lk, [&] { return events_.load(std::memory_order_seq_cst) != seen; });
             }
             parked_.fetch_sub(1, std::memory_order_relaxed);
             unregister_locked();
@@ -218,7 +221,7 @@ public:
         for (;;) {
             cv_.wait(lk, [&] { return !reading_; });
             if (!can_read()) return;
-            read_batch(lk, drain_batch);
+            read_batch(lk, refill_at_);
         }
     }
     void on_terminate() noexcept override { terminated_.store(true, std::memory_order_release); }
@@ -301,7 +304,6 @@ protected:
     const std::size_t chunksize_;
     const std::size_t max_in_flight_;
     const std::size_t refill_at_;
-    static constexpr std::size_t drain_batch = 16;  // chunks join() reads per hand-off
 
 private:
     static void free_list(Chunk* c, bool) noexcept {
@@ -380,58 +382,48 @@ private:
     }
     void refill(std::unique_lock<std::mutex>& lk) {
         while (owed_ > 0 && can_read()) {
-            const std::size_t k = std::exchange(owed_, 0);
-            read_batch(lk, k);
+            const std::size_t k = std::min(owed_, refill_at_);
+            owed_ -= k;
+            owed_ += k - read_batch(lk, k);  // chunks not read stay owed
         }
         if (terminated_.load(std::memory_order_acquire)) stopped_ = true;
     }
-    // Reads up to `count` chunks outside the lock and submits those that got items as one
-    // batch (one hand-off to the pool, one wake-up). Lock held on entry and exit.
-    void read_batch(std::unique_lock<std::mutex>& lk, std::size_t count) {
-        Chunk* first = nullptr;  // the batch, linked through all_next_ (tail_ on)
-        std::size_t n = 0;
-        for (; n < count; ++n) {
-            Chunk* c = nullptr;
-            try {
-                if (free_) {
-                    c = free_;
-                    free_ = c->ready_next_;
-                    c->ready_next_ = nullptr;
-                } else {
-                    c = new_chunk();
-                }
-            } catch (...) {
-                if (n > 0) break;  // read what we have
-                input_error_ = std::current_exception();
-                input_done_ = true;
-                unregister_locked();
-                return;
-            }
-            c->all_prev_ = tail_;
-            c->all_next_ = nullptr;
-            if (tail_)
-                tail_->all_next_ = c;
-            else
-                head_ = c;
-            tail_ = c;
-            if (!first) first = c;
+    // Reads up to `count` chunks outside the lock, then links and submits those that got
+    // items as one batch (one hand-off to the pool, one wake-up). Chunks come from free_,
+    // else are made as the reading needs them, so a short input costs what it holds. The
+    // batch is at most refill_at_ chunks: with a max_in_flight the user chose, one, so each
+    // chunk is submitted before the next is read (an input that waits for what earlier
+    // items produce needs that). Returns the chunks submitted (or rejected by terminate()).
+    // Lock held on entry and exit.
+    std::size_t read_batch(std::unique_lock<std::mutex>& lk, std::size_t count) {
+        count = std::min(count, refill_at_);
+        Chunk* spare = nullptr;  // chunks taken from free_, linked through ready_next_
+        for (std::size_t k = 0; k < count && free_; ++k) {
+            Chunk* c = free_;
+            free_ = c->ready_next_;
+            c->ready_next_ = spare;
+            spare = c;
         }
         reading_ = true;
         lk.unlock();
-        // Read in order until the input ends or throws; the chunks after that stay empty.
-        // Empty chunks are never submitted, so they form a suffix of the batch that only
-        // this reader touches; once submitted, a chunk may be consumed and recycled before
-        // the lock is taken again, so it is never touched here afterwards.
+        // Read in order until the input ends or throws; only this thread sees these chunks.
         std::exception_ptr err;
         bool exhausted = false;
-        Job* jfirst = nullptr;
-        Job* jlast = nullptr;
-        std::size_t jobs = 0;
-        Chunk* empty = nullptr;  // the first chunk of the empty suffix
-        for (Chunk* c = first; c; c = c->all_next_) {
-            if (exhausted || err) {
-                empty = c;
-                break;
+        Chunk* first = nullptr;  // the chunks that got items, linked through all_next_
+        Chunk* last = nullptr;
+        std::size_t n = 0;
+        while (n < count && !exhausted && !err && !terminated_.load(std::memory_order_acquire)) {
+            Chunk* c = spare;
+            if (c) {
+                spare = c->ready_next_;
+                c->ready_next_ = nullptr;
+            } else {
+                try {
+                    c = new_chunk();
+                } catch (...) {
+                    if (n == 0) err = std::current_exception();
+                    break;  // submit what was read
+                }
             }
             try {
                 exhausted = read_into(c);
@@ -439,37 +431,55 @@ private:
                 err = std::current_exception();
             }
             if (c->count_ == 0) {
-                empty = c;
+                c->ready_next_ = spare;  // back with the unused ones
+                spare = c;
                 break;
             }
+            c->all_prev_ = last;  // first's is set when the batch is linked
+            c->all_next_ = nullptr;
             c->next_ = nullptr;
-            if (jlast)
-                jlast->next_ = c;
-            else
-                jfirst = c;
-            jlast = c;
-            ++jobs;
-        }
-        bool submitted = false;
-        if (jobs > 0) {
-            refs_.fetch_add(jobs, std::memory_order_relaxed);  // one for each chunk
-            try {
-                pool_->submit_stream(jfirst, jlast, jobs);
-                submitted = true;
-            } catch (...) {
-                refs_.fetch_sub(jobs, std::memory_order_relaxed);  // never the last one
+            if (last) {
+                last->all_next_ = c;
+                last->next_ = c;
+            } else {
+                first = c;
             }
+            last = c;
+            ++n;
         }
         lk.lock();
-        for (Chunk* c = (submitted || jobs == 0) ? empty : first; c;) {
-            Chunk* next = c->all_next_;
-            if (c->count_ > 0) stopped_ = lost_ = true;  // rejected: terminate() came first
-            unlink(c);
+        reading_ = false;
+        while (spare) {  // unused: back to the free list
+            Chunk* c = spare;
+            spare = c->ready_next_;
             c->count_ = 0;
             recycle(c);
-            c = next;
         }
-        reading_ = false;
+        if (n > 0) {
+            // Link in submission order, then submit (the stream's lock may be held while
+            // calling into the pool): a worker can finish a chunk only once it is linked.
+            first->all_prev_ = tail_;
+            if (tail_)
+                tail_->all_next_ = first;
+            else
+                head_ = first;
+            tail_ = last;
+            refs_.fetch_add(n, std::memory_order_relaxed);  // one for each chunk
+            try {
+                pool_->submit_stream(first, last, n);
+            } catch (...) {
+                // rejected (terminate() came first): the items are lost
+                refs_.fetch_sub(n, std::memory_order_relaxed);  // never the last one
+                stopped_ = lost_ = true;
+                for (Chunk* c = first; c;) {
+                    Chunk* next = c->all_next_;
+                    unlink(c);
+                    c->count_ = 0;
+                    recycle(c);
+                    c = next;
+                }
+            }
+        }
         if (err) {
             input_error_ = err;
             input_done_ = true;
@@ -481,6 +491,7 @@ private:
         cv_.notify_all();
         // still alive: a join() detaching us waits for reading_ == false under m_
         if (helper_waiting_.load(std::memory_order_seq_cst)) pool_->notify_helpers();
+        return n;
     }
     // Leaves the pool's list (lock held: while registered_ the pool is alive).
     void unregister_locked() noexcept {
