@@ -109,14 +109,21 @@ Depot& depot() noexcept {
 struct ThreadCache {
     Magazine loaded[kClasses];
     Magazine previous[kClasses];
-    bool registered = false;  // the flusher will give these back at thread exit
-    bool dead = false;        // the thread is exiting: no caching any more
 };
 
+// Only a pointer lives in static TLS (a plain %fs access): the 768-byte cache itself is
+// made on first use, so libpypool stays loadable by dlopen() (glibc's static TLS reserve
+// for late-loaded libraries is small). Null: not made yet; exiting(): the thread is past
+// its give-back and caches nothing any more.
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))
 #endif
-thread_local ThreadCache tls_cache;  // trivially destructible: a plain %fs access
+thread_local ThreadCache* tls_cache = nullptr;
+
+ThreadCache* exiting() noexcept {
+    static ThreadCache marker;  // never used as a cache
+    return &marker;
+}
 
 void give_back_all(ThreadCache& tc) noexcept {
     for (std::size_t c = 0; c < kClasses; ++c) {
@@ -132,19 +139,26 @@ void give_back_all(ThreadCache& tc) noexcept {
 
 struct Flusher {
     ~Flusher() {
-        tls_cache.dead = true;
-        give_back_all(tls_cache);
+        ThreadCache* tc = std::exchange(tls_cache, exiting());
+        if (tc && tc != exiting()) {
+            give_back_all(*tc);
+            delete tc;
+        }
     }
 };
 
-/// First use on this thread: arranges the give-back at thread exit; false if the thread is
-/// exiting already (then nothing may be cached).
-bool ready(ThreadCache& tc) noexcept {
-    if (tc.registered) return !tc.dead;
-    tc.registered = true;
+/// This thread's cache, made on first use (arranging the give-back at thread exit);
+/// nullptr if it cannot be had (the thread is exiting, or no memory): then the caller
+/// uses malloc directly.
+ThreadCache* cache() noexcept {
+    ThreadCache* tc = tls_cache;
+    if (tc) return tc == exiting() ? nullptr : tc;
+    tc = new (std::nothrow) ThreadCache;
+    if (!tc) return nullptr;
+    tls_cache = tc;
     static thread_local Flusher flusher;
     (void)flusher;
-    return true;
+    return tc;
 }
 
 }  // namespace
@@ -153,12 +167,12 @@ void* state_alloc(std::size_t size) {
     const std::size_t c = class_of(size);
     if (c >= kClasses) return ::operator new(size);
     const std::size_t csize = class_size(c);  // what state_free gives back
-    ThreadCache& tc = tls_cache;
-    if (!ready(tc)) return ::operator new(csize);
-    Magazine& loaded = tc.loaded[c];
+    ThreadCache* tc = cache();
+    if (!tc) return ::operator new(csize);
+    Magazine& loaded = tc->loaded[c];
     if (loaded.count == 0) {
-        if (tc.previous[c].count > 0)
-            std::swap(loaded, tc.previous[c]);
+        if (tc->previous[c].count > 0)
+            std::swap(loaded, tc->previous[c]);
         else if (!depot().take(c, loaded))
             return ::operator new(csize);
     }
@@ -172,14 +186,14 @@ void state_free(void* p, std::size_t size) noexcept {
         return;
     }
     const std::size_t csize = class_size(c);
-    ThreadCache& tc = tls_cache;
-    if (!ready(tc)) {
+    ThreadCache* tc = cache();
+    if (!tc) {
         ::operator delete(p, csize);
         return;
     }
-    Magazine& loaded = tc.loaded[c];
+    Magazine& loaded = tc->loaded[c];
     if (loaded.count == kMagazine) {
-        Magazine& previous = tc.previous[c];
+        Magazine& previous = tc->previous[c];
         if (previous.count != 0) depot().give(c, previous, csize);  // it is full
         previous = std::exchange(loaded, Magazine{});
     }
