@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -142,7 +143,8 @@ struct Flusher {
         ThreadCache* tc = std::exchange(tls_cache, exiting());
         if (tc && tc != exiting()) {
             give_back_all(*tc);
-            delete tc;
+            tc->~ThreadCache();
+            std::free(tc);
         }
     }
 };
@@ -153,8 +155,11 @@ struct Flusher {
 ThreadCache* cache() noexcept {
     ThreadCache* tc = tls_cache;
     if (tc) return tc == exiting() ? nullptr : tc;
-    tc = new (std::nothrow) ThreadCache;
-    if (!tc) return nullptr;
+    // malloc, not operator new: a program that replaces the global operator new (tests do,
+    // to simulate bad_alloc) must not see the library's own bookkeeping
+    void* mem = std::malloc(sizeof(ThreadCache));
+    if (!mem) return nullptr;
+    tc = ::new (mem) ThreadCache;
     tls_cache = tc;
     static thread_local Flusher flusher;
     (void)flusher;
