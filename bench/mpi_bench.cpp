@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,18 +23,14 @@
 
 #include <pypool/mpi.hpp>
 
+#include "bench_common.hpp"
+
+using namespace pypool_bench;
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 int trivial(int x) { return x + 1; }
 int square(int x) { return x * x; }
-void result(const char* w, const char* lib, const char* metric, double v) {
-    std::printf("RESULT %s %s %s %.6g\n", w, lib, metric, v);
-    std::fflush(stdout);
-}
 [[noreturn]] void fail(const char* what) {
     std::fprintf(stderr, "mpi-bench: wrong result in %s\n", what);
     MPI_Abort(MPI_COMM_WORLD, 1);
@@ -68,15 +63,11 @@ void ping_pong(int rank, int iters) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool smoke = false;
-    double scale = 1;
     for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--smoke") == 0) smoke = true;
-        if (std::strcmp(argv[i], "--scale") == 0 && i + 1 < argc) scale = std::atof(argv[++i]);
+        if (std::strcmp(argv[i], "--smoke") == 0) cfg.smoke = true;
+        if (std::strcmp(argv[i], "--scale") == 0 && i + 1 < argc) cfg.scale = std::atof(argv[++i]);
     }
-    auto n_of = [&](double full, int small) {
-        return smoke ? small : std::max(1, static_cast<int>(std::lround(full * scale)));
-    };
+    auto n_of = [](std::size_t full, std::size_t small) { return static_cast<int>(size_n(full, small)); };
     // MPI first, for the bare floor; the Executor then finds it initialised (and leaves
     // MPI_Finalize to us).
     int provided = 0, rank = 0;

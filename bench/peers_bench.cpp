@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -27,8 +26,6 @@
 #include <future>
 #include <latch>
 #include <memory>
-#include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -46,65 +43,18 @@
 #include <concurrencpp/concurrencpp.h>
 #endif
 
+#include "bench_common.hpp"
 #include "proc_status.hpp"
+
+using namespace pypool_bench;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using i64 = std::int64_t;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// ---- configuration and reporting -----------------------------------------------------------
-
-struct Config {
-    bool smoke = false;
-    int reps = 1;
-    double scale = 1.0;
-    double idle_seconds = 10.0;
-    std::set<std::string> only;  // empty: all
-    std::set<std::string> libs = {"bs", "taskflow", "concurrencpp"};
-};
-Config cfg;
-
-/// N for a workload: the full size scaled by --scale, or the smoke size (as pypool-bench).
-std::size_t size_n(std::size_t full, std::size_t smoke) {
-    if (cfg.smoke) return smoke;
-    return std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(static_cast<double>(full) * cfg.scale)));
-}
-
-struct CheckFailure : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-void check(bool ok, const std::string& what) {
-    if (!ok) throw CheckFailure(what);
-}
-
-void result(const char* w, const char* lib, const char* metric, double value) {
-    std::printf("RESULT %s %s %s %.6g\n", w, lib, metric, value);
-    std::fflush(stdout);
-}
-void note(const char* w, const char* lib, const char* text) {
-    std::printf("NOTE %s %s %s\n", w, lib, text);
-    std::fflush(stdout);
-}
 
 [[maybe_unused]] i64 w1_expect(std::size_t n) { return static_cast<i64>(n) * static_cast<i64>(n - 1); }
 [[maybe_unused]] int w6_depth() { return cfg.smoke ? 8 : 16; }
 [[maybe_unused]] i64 w6_expect(int d) { return (i64{1} << (d - 1)) * 2 - 1; }
-
-[[maybe_unused]] void report_latencies(const char* lib, std::vector<double>& lat) {
-    auto pct = [&lat](double p) {
-        std::size_t k = std::min(lat.size() - 1, static_cast<std::size_t>(p * static_cast<double>(lat.size())));
-        std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
-        return lat[k];
-    };
-    result("W3", lib, "p50_us", pct(0.50) * 1e6);
-    result("W3", lib, "p99_us", pct(0.99) * 1e6);
-}
 
 /// W3: one task at a time, submit and wait; the same warm-up and checks as pypool-bench.
 template <class RoundTrip>
@@ -133,10 +83,6 @@ template <class RoundTrip>
     double wall = seconds_since(t0);
     check(cpu >= 0 && wall > 0, "IDLE clocks");
     result("IDLE", lib, "cpu_ms_per_s", cpu * 1000.0 / wall);
-}
-
-[[maybe_unused]] void mem_report(const char* lib, std::int64_t before, std::int64_t after, std::size_t n) {
-    result("MEM", lib, "bytes_per_task", static_cast<double>(after - before) / static_cast<double>(n));
 }
 
 // ---- BS::thread_pool --------------------------------------------------------------------------
@@ -658,16 +604,6 @@ void print_versions() {
     std::exit(code);
 }
 
-std::set<std::string> split_list(const std::string& s) {
-    std::set<std::string> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        if (!item.empty()) out.insert(item);
-    }
-    return out;
-}
-
 bool selected(const std::string& id) {
     if (cfg.only.empty()) return true;
     if (cfg.only.count(id)) return true;
@@ -680,6 +616,7 @@ bool selected(const std::string& id) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    cfg.libs = {"bs", "taskflow", "concurrencpp"};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {

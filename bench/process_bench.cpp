@@ -17,13 +17,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <numeric>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -34,36 +31,11 @@
 #include <pypool/process.hpp>
 #include <pypool/pypool.hpp>
 
+#include "bench_common.hpp"
+
+using namespace pypool_bench;
+
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-struct Config {
-    bool smoke = false;
-    int reps = 1;
-    double scale = 1.0;
-    std::string junit;
-    std::set<std::string> only;
-};
-Config cfg;
-
-std::size_t size_n(std::size_t full, std::size_t smoke) {
-    if (cfg.smoke) return smoke;
-    return std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(static_cast<double>(full) * cfg.scale)));
-}
-
-struct CheckFailure : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-void check(bool ok, const std::string& what) {
-    if (!ok) throw CheckFailure(what);
-}
-void result(const std::string& w, const char* lib, const std::string& metric, double value) {
-    std::printf("RESULT %s %s %s %.6g\n", w.c_str(), lib, metric.c_str(), value);
-    std::fflush(stdout);
-}
 
 // ---- the tasks (run in the worker processes) --------------------------------------------------
 
@@ -181,8 +153,8 @@ void p4() {
         }
         std::sort(start_ms.begin(), start_ms.end());
         std::sort(crash_ms.begin(), crash_ms.end());
-        result("P4", "pypool", "start_ms_" + name, start_ms[start_ms.size() / 2]);
-        result("P4", "pypool", "crash_ms_" + name, crash_ms[crash_ms.size() / 2]);
+        result("P4", "pypool", ("start_ms_" + name).c_str(), start_ms[start_ms.size() / 2]);
+        result("P4", "pypool", ("crash_ms_" + name).c_str(), crash_ms[crash_ms.size() / 2]);
     }
 }
 
@@ -190,52 +162,6 @@ struct Workload {
     std::string id;
     void (*run)();
 };
-
-std::string xml_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
-struct CaseOutcome {
-    std::string id;
-    double seconds = 0;
-    std::vector<std::string> failures;
-};
-
-bool write_junit(const std::string& path, const std::vector<CaseOutcome>& cases) {
-    std::ofstream out(path);
-    if (!out) return false;
-    std::size_t failed = 0;
-    double total = 0;
-    for (const auto& c : cases) {
-        failed += c.failures.empty() ? 0 : 1;
-        total += c.seconds;
-    }
-    out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"process_bench_smoke\" tests=\""
-        << cases.size() << "\" failures=\"" << failed << "\" errors=\"0\" skipped=\"0\" time=\"" << total << "\">\n";
-    for (const auto& c : cases) {
-        out << "  <testcase classname=\"process_bench_smoke\" name=\"" << xml_escape(c.id) << "\" time=\"" << c.seconds
-            << "\"";
-        if (c.failures.empty()) {
-            out << "/>\n";
-            continue;
-        }
-        std::string msg;
-        for (const auto& f : c.failures) msg += (msg.empty() ? "" : "; ") + f;
-        out << ">\n    <failure message=\"" << xml_escape(msg) << "\">" << xml_escape(msg) << "</failure>\n  </testcase>\n";
-    }
-    out << "</testsuite>\n</testsuites>\n";
-    return static_cast<bool>(out);
-}
 
 [[noreturn]] void usage(int code) {
     std::fprintf(code == 0 ? stdout : stderr,
@@ -291,7 +217,7 @@ int main(int argc, char** argv) {
             oc.seconds += seconds_since(t0);
         }
     }
-    if (!cfg.junit.empty() && !write_junit(cfg.junit, outcomes)) {
+    if (!cfg.junit.empty() && !write_junit(cfg.junit, "process_bench_smoke", outcomes)) {
         std::fprintf(stderr, "process-bench: cannot write %s\n", cfg.junit.c_str());
         return 1;
     }

@@ -15,20 +15,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <functional>
 #include <future>
 #include <latch>
 #include <map>
 #include <numeric>
-#include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -61,53 +57,14 @@
 #include <oneapi/tbb/task_group.h>
 #endif
 
+#include "bench_common.hpp"
 #include "proc_status.hpp"
+
+using namespace pypool_bench;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using i64 = std::int64_t;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// ---- configuration and reporting -----------------------------------------------------------
-
-struct Config {
-    bool smoke = false;
-    int reps = 1;
-    double scale = 1.0;
-    double idle_seconds = 10.0;
-    std::string junit;
-    std::set<std::string> only;  // empty: all
-    std::set<std::string> libs = {"pypool", "asio", "tbb"};
-};
-Config cfg;
-
-/// N for a workload: the full size scaled by --scale, or the smoke size.
-std::size_t size_n(std::size_t full, std::size_t smoke) {
-    if (cfg.smoke) return smoke;
-    return std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(static_cast<double>(full) * cfg.scale)));
-}
-
-/// A wrong result: recorded against the current workload, never about timings.
-struct CheckFailure : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-void check(bool ok, const std::string& what) {
-    if (!ok) throw CheckFailure(what);
-}
-
-void result(const char* w, const char* lib, const char* metric, double value) {
-    std::printf("RESULT %s %s %s %.6g\n", w, lib, metric, value);
-    std::fflush(stdout);
-}
-void note(const char* w, const char* lib, const char* text) {
-    std::printf("NOTE %s %s %s\n", w, lib, text);
-    std::fflush(stdout);
-}
 
 // ---- warm-up --------------------------------------------------------------------------------
 
@@ -251,16 +208,6 @@ void w2_tbb(std::size_t n) {
 #endif
 
 // ---- W3 round trip --------------------------------------------------------------------------
-
-void report_latencies(const char* lib, std::vector<double>& lat) {
-    auto pct = [&lat](double p) {
-        std::size_t k = std::min(lat.size() - 1, static_cast<std::size_t>(p * static_cast<double>(lat.size())));
-        std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
-        return lat[k];
-    };
-    result("W3", lib, "p50_us", pct(0.50) * 1e6);
-    result("W3", lib, "p99_us", pct(0.99) * 1e6);
-}
 
 template <class RoundTrip>
 void w3_run(const char* lib, std::size_t n, RoundTrip&& round_trip) {
@@ -776,10 +723,6 @@ void idle_tbb() {
 
 // ---- memory per queued task -------------------------------------------------------------
 
-void mem_report(const char* lib, std::int64_t before, std::int64_t after, std::size_t n) {
-    result("MEM", lib, "bytes_per_task", static_cast<double>(after - before) / static_cast<double>(n));
-}
-
 void mem_pypool(std::size_t n) {
     malloc_trim(0);
     pypool::ThreadPool pool(2);
@@ -956,57 +899,6 @@ std::vector<Workload> workloads() {
     return ws;
 }
 
-std::string xml_escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
-struct CaseOutcome {
-    std::string id;
-    double seconds = 0;
-    std::vector<std::string> failures;
-};
-
-bool write_junit(const std::string& path, const std::vector<CaseOutcome>& cases) {
-    std::ofstream out(path);
-    if (!out) return false;
-    std::size_t failed = 0;
-    double total = 0;
-    for (const auto& c : cases) {
-        failed += c.failures.empty() ? 0 : 1;
-        total += c.seconds;
-    }
-    out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-    out << "<testsuites>\n<testsuite name=\"bench_smoke\" tests=\"" << cases.size() << "\" failures=\""
-        << failed << "\" errors=\"0\" skipped=\"0\" time=\"" << total << "\">\n";
-    for (const auto& c : cases) {
-        out << "  <testcase classname=\"bench_smoke\" name=\"" << xml_escape(c.id) << "\" time=\"" << c.seconds
-            << "\"";
-        if (c.failures.empty()) {
-            out << "/>\n";
-        } else {
-            std::string msg;
-            for (const auto& f : c.failures) {
-                if (!msg.empty()) msg += "; ";
-                msg += f;
-            }
-            out << ">\n    <failure message=\"" << xml_escape(msg) << "\">" << xml_escape(msg)
-                << "</failure>\n  </testcase>\n";
-        }
-    }
-    out << "</testsuite>\n</testsuites>\n";
-    return static_cast<bool>(out);
-}
-
 [[noreturn]] void usage(int code) {
     std::fprintf(code == 0 ? stdout : stderr,
                  "usage: pypool-bench [--smoke] [--junit FILE] [--reps N] [--only W1,W3,...]\n"
@@ -1015,19 +907,10 @@ bool write_junit(const std::string& path, const std::vector<CaseOutcome>& cases)
     std::exit(code);
 }
 
-std::set<std::string> split_list(const std::string& s) {
-    std::set<std::string> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        if (!item.empty()) out.insert(item);
-    }
-    return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+    cfg.libs = {"pypool", "asio", "tbb"};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -1089,7 +972,7 @@ int main(int argc, char** argv) {
             }
         }
     }
-    if (!cfg.junit.empty() && !write_junit(cfg.junit, outcomes)) {
+    if (!cfg.junit.empty() && !write_junit(cfg.junit, "bench_smoke", outcomes)) {
         std::fprintf(stderr, "pypool-bench: cannot write %s\n", cfg.junit.c_str());
         return 1;
     }
