@@ -2,6 +2,8 @@
 #include <array>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
+#include <vector>
 #include <mutex>
 
 #include <pypool/detail/pool_core.hpp>
@@ -41,9 +43,28 @@ std::uint32_t set_phase_outcome(std::atomic<std::uint32_t>& word, std::uint32_t 
     return nw;
 }
 
+// The done callbacks of a state that is not ready yet: one node in the state's listener
+// list (recognised by its notify, which make_ready() never calls), so that the common state
+// has no field of its own for them.
+struct DoneCallbacks final : CompletionListener {
+    static void marker(CompletionListener*) noexcept {}
+    DoneCallbacks() noexcept { notify = &marker; }
+    std::vector<Function<void()>> fns;
+};
+DoneCallbacks* as_done_callbacks(CompletionListener* l) noexcept {
+    return l->notify == &DoneCallbacks::marker ? static_cast<DoneCallbacks*>(l) : nullptr;
+}
+
 }  // namespace
 
-StateBase::~StateBase() { delete done_callbacks_; }
+StateBase::~StateBase() {
+    // Only a done-callback node can still be linked: a listener's owner unlinks it first.
+    for (CompletionListener* l = listeners_; l;) {
+        CompletionListener* next = l->listener_next_;
+        delete as_done_callbacks(l);
+        l = next;
+    }
+}
 
 bool StateBase::try_start() noexcept {
     std::uint32_t w = word_.load(std::memory_order_relaxed);
@@ -121,27 +142,26 @@ void StateBase::make_ready() noexcept {
         st.cv.notify_all();
     }
     if (old & flag_helpers) pool->notify_helpers();
-    if (old & flag_listeners) {
-        // Under the stripe lock, so a listener's owner cannot vanish while it is notified.
-        std::lock_guard lk(stripe_for(this).m);
-        CompletionListener* l = std::exchange(listeners_, nullptr);
-        while (l) {
-            CompletionListener* next = l->listener_next_;
-            l->listener_next_ = l->listener_prev_ = nullptr;
-            l->listener_linked_ = false;
-            l->notify(l);
-            l = next;
-        }
-    }
-    if (old & flag_done_callbacks) {
-        std::vector<Function<void()>>* list = nullptr;
+    if (old & (flag_listeners | flag_done_callbacks)) {
+        DoneCallbacks* done = nullptr;
         {
+            // Under the stripe lock, so a listener's owner cannot vanish while it is notified.
             std::lock_guard lk(stripe_for(this).m);
-            list = std::exchange(done_callbacks_, nullptr);
+            CompletionListener* l = std::exchange(listeners_, nullptr);
+            while (l) {
+                CompletionListener* next = l->listener_next_;
+                l->listener_next_ = l->listener_prev_ = nullptr;
+                l->listener_linked_ = false;
+                if (DoneCallbacks* d = as_done_callbacks(l))
+                    done = d;
+                else
+                    l->notify(l);
+                l = next;
+            }
         }
-        if (list) {
-            for (auto& fn : *list) pool->post_loop(std::move(fn));  // waiters woke first
-            delete list;
+        if (done) {
+            for (auto& fn : done->fns) pool->post_loop(std::move(fn));  // waiters woke first
+            delete done;
         }
     }
     pool->release_unit();  // the last touch of the pool
@@ -243,8 +263,17 @@ void StateBase::add_done_callback(Function<void()> fn) {
         // after us) or we see it ready.
         const std::uint32_t old = word_.fetch_or(flag_done_callbacks, std::memory_order_acq_rel);
         if ((old & phase_mask) != phase_ready) {
-            if (!done_callbacks_) done_callbacks_ = new std::vector<Function<void()>>();
-            done_callbacks_->push_back(std::move(fn));
+            DoneCallbacks* done = nullptr;
+            for (CompletionListener* l = listeners_; l && !done; l = l->listener_next_)
+                done = as_done_callbacks(l);
+            if (!done) {
+                auto node = std::make_unique<DoneCallbacks>();
+                node->fns.push_back(std::move(fn));
+                done = node.release();
+                link_listener(done);
+            } else {
+                done->fns.push_back(std::move(fn));
+            }
             return;
         }
     }
@@ -261,12 +290,16 @@ bool StateBase::add_listener(CompletionListener* l) noexcept {
     // Same handshake as add_done_callback: the flag and the readiness test in one RMW.
     const std::uint32_t old = word_.fetch_or(flag_listeners, std::memory_order_acq_rel);
     if ((old & phase_mask) == phase_ready) return false;
+    link_listener(l);
+    return true;
+}
+
+void StateBase::link_listener(CompletionListener* l) noexcept {
     l->listener_prev_ = nullptr;
     l->listener_next_ = listeners_;
     if (listeners_) listeners_->listener_prev_ = l;
     listeners_ = l;
     l->listener_linked_ = true;
-    return true;
 }
 
 void StateBase::remove_listener(CompletionListener* l) noexcept {

@@ -8,7 +8,6 @@
 #include <new>
 #include <optional>
 #include <utility>
-#include <vector>
 
 #include <pypool/detail/state_alloc.hpp>
 #include <pypool/function.hpp>
@@ -141,6 +140,8 @@ protected:
     virtual void destroy() noexcept { delete this; }
     /// Calls the user callback for the outcome; may throw (the caller reports it).
     virtual void invoke_callbacks() {}
+    /// Links l at the head of listeners_; the caller holds the stripe lock.
+    void link_listener(CompletionListener* l) noexcept;
     // Jobs that are states: a queued state runs its task in run(); default: never queued.
     void run() noexcept override {}
     void discard() noexcept override;
@@ -149,8 +150,9 @@ protected:
     std::atomic<std::uint32_t> word_;
     PoolCore* pool_;
     std::exception_ptr error_;
-    std::vector<Function<void()>>* done_callbacks_ = nullptr;  // guarded by the stripe lock
-    CompletionListener* listeners_ = nullptr;                  // guarded by the stripe lock
+    // Completion listeners, and at most one node holding the done callbacks (src/state.cpp);
+    // guarded by the stripe lock.
+    CompletionListener* listeners_ = nullptr;
     StateBase* loop_next_ = nullptr;  // the loop's completion stack (PoolCore::post_callbacks)
     std::uint64_t pool_id_ = 0;       // pool_->id(), written by make_ready() (for a ready state)
 
