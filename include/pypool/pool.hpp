@@ -69,12 +69,11 @@ public:
         if (cb.callback) flags |= detail::flag_callback;
         if (cb.error_callback) flags |= detail::flag_error_callback;
         if (flags != 0) {
-            return launch(new detail::TaskState<R, std::decay_t<F>, Tuple, true>(
-                &core_, std::forward<F>(f), std::move(args), std::move(cb), flags));
+            return launch<detail::TaskState<R, std::decay_t<F>, Tuple, true>>(
+                std::forward<F>(f), std::move(args), std::move(cb), flags);
         }
-        detail::NoCallbacks none;
-        return launch(new detail::TaskState<R, std::decay_t<F>, Tuple, false>(
-            &core_, std::forward<F>(f), std::move(args), std::move(none), 0));
+        return launch<detail::TaskState<R, std::decay_t<F>, Tuple, false>>(
+            std::forward<F>(f), std::move(args), detail::NoCallbacks{}, 0U);
     }
 
     // ---- concurrent.futures ---------------------------------------------------------------
@@ -236,17 +235,22 @@ public:
     detail::PoolCore& detail_core() noexcept { return core_; }
 
 private:
-    template <class S>
-    auto launch(S* s) {
-        using R = std::remove_cvref_t<decltype(*s)>;
-        AsyncResult<typename ResultOf<R>::type> handle{
-            detail::StateRef<detail::ResultState<typename ResultOf<R>::type>>(s)};
+    // Takes the unit of work before the state is built: the full barrier of taking it then
+    // finds no stores of the fresh state waiting (issue 15), and a refused task never moves
+    // the caller's callable and arguments.
+    template <class S, class... A>
+    auto launch(A&&... a) {
+        core_.acquire_unit();
+        S* s = nullptr;
         try {
-            core_.submit(s);
+            s = new S(&core_, std::forward<A>(a)...);
         } catch (...) {
-            s->release();  // the queue's reference; the handle frees the state
+            core_.release_unit();
             throw;
         }
+        AsyncResult<typename ResultOf<S>::type> handle{
+            detail::StateRef<detail::ResultState<typename ResultOf<S>::type>>(s)};
+        core_.enqueue_acquired(s);
         return handle;
     }
     template <class S>

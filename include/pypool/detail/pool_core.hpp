@@ -77,6 +77,11 @@ public:
     /// Takes one extra unit of work (keeps join() waiting) if the pool accepts work;
     /// else throws like submit(). Release with release_unit().
     void acquire_unit();
+    /// Queues job (takes ownership) under a unit the caller took with acquire_unit().
+    void enqueue_acquired(Job* job) noexcept {
+        job->next_ = nullptr;
+        enqueue(job, job, 1);
+    }
 
     // ---- the callback loop ---------------------------------------------------------
     /// Queues s->run_callbacks() on the loop; the caller holds a unit (s not ready). Every
