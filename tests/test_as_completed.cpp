@@ -61,6 +61,24 @@ BOOST_AUTO_TEST_CASE(a_result_given_several_times_is_yielded_once, *utf::timeout
     BOOST_TEST(n == 1);
 }
 
+// Many results, each given three times, through a range with no size (so the set of those
+// seen grows as it goes): each is yielded once, and finished ones in first-seen order.
+BOOST_AUTO_TEST_CASE(repeats_in_a_long_unsized_range_are_yielded_once, *utf::timeout(60)) {
+    pypool::ThreadPool pool(2);
+    std::vector<AsyncResult<int>> distinct;
+    for (int i = 0; i < 1000; ++i) distinct.push_back(pool.submit([](int x) { return x; }, i));
+    for (auto& f : distinct) f.wait();
+    std::vector<AsyncResult<int>> repeated;
+    for (int round = 0; round < 3; ++round)
+        for (int i = 0; i < 1000; ++i) repeated.push_back(distinct[(i * 7 + round) % 1000]);
+    auto unsized = repeated | std::views::filter([](const AsyncResult<int>&) { return true; });
+    std::vector<int> got;
+    for (auto& r : pypool::as_completed(unsized)) got.push_back(r.get());
+    std::vector<int> expect;
+    for (int i = 0; i < 1000; ++i) expect.push_back((i * 7) % 1000);  // the first round's order
+    BOOST_TEST(got == expect, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(finished_results_come_first_in_input_order, *utf::timeout(60)) {
     pypool::ThreadPool pool(2);
     Gate gate;

@@ -12,13 +12,13 @@
 #include <ranges>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include <pypool/detail/concepts.hpp>
 #include <pypool/detail/deadline.hpp>
 #include <pypool/detail/multi_wait.hpp>
+#include <pypool/detail/pointer_set.hpp>
 #include <pypool/errors.hpp>
 #include <pypool/result.hpp>
 
@@ -68,12 +68,14 @@ using range_result_t = async_result_value_t<range_reference_t<R>>;
 template <class T, class R>
 std::vector<AsyncResult<T>> distinct_results(R&& r) {
     std::vector<AsyncResult<T>> out;
-    if constexpr (any_sized_range<std::remove_reference_t<R>>) out.reserve(range_size(r));
-    std::unordered_set<const void*> seen;
+    std::size_t expected = 0;
+    if constexpr (any_sized_range<std::remove_reference_t<R>>) expected = range_size(r);
+    out.reserve(expected);
+    PointerSet seen(expected);
     for (auto&& e : r) {
         const AsyncResult<T>& a = e;
         if (!a.valid()) throw ValueError("AsyncResult has no state");
-        if (seen.insert(a.state_ptr()).second) out.push_back(a);
+        if (seen.insert(a.state_ptr())) out.push_back(a);
     }
     return out;
 }
