@@ -154,6 +154,11 @@ PoolCore::~PoolCore() {
 // ---- thread identity -----------------------------------------------------------------
 bool PoolCore::on_worker() const noexcept { return tls_worker_pool == this; }
 bool PoolCore::on_loop() const noexcept { return tls_loop_pool == this; }
+PoolCore::LocalQueue* PoolCore::own_queue() noexcept {
+    return tls_worker_pool == this && tls_worker_index < nlocals_ ? &locals_[tls_worker_index]
+                                                                  : nullptr;
+}
+
 PoolCore* PoolCore::current_worker_pool() noexcept { return tls_worker_pool; }
 PoolCore* PoolCore::current_loop_pool() noexcept { return tls_loop_pool; }
 
@@ -187,11 +192,10 @@ void PoolCore::take_units_or_throw(std::size_t count, bool stream) {
     // A worker that released units lazily (release_unit()) reuses them: active_ still
     // counts them, so join() keeps waiting as if they were taken now, and the task that
     // submits from a task (fork-join, follow-ups) touches no shared counter.
-    if (tls_worker_pool == this && tls_worker_index < nlocals_) {
-        LocalQueue& q = locals_[tls_worker_index];
-        if (q.unreleased >= count) {
+    if (LocalQueue* q = own_queue()) {
+        if (q->unreleased >= count) {
             if (state_.load(std::memory_order_seq_cst) == PoolState::run) {
-                q.unreleased -= count;
+                q->unreleased -= count;
                 return;
             }
         }
@@ -220,8 +224,7 @@ void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
     const auto n = static_cast<std::ptrdiff_t>(count);
     c.submitted.fetch_add(n, std::memory_order_relaxed);
     c.queued.fetch_add(n, std::memory_order_relaxed);
-    if (tls_worker_pool == this && tls_worker_index < nlocals_)
-        first = push_local(tls_worker_index, first);  // a spare has no queue of its own
+    if (own_queue()) first = push_local(tls_worker_index, first);  // a spare has none
     if (first) push(first, last);
     wake_for_jobs(count);
 }
@@ -469,8 +472,7 @@ void PoolCore::run_awaited(StateBase* s) noexcept {
     // queue (the usual fork-join case), take it out and run it as a worker would; else claim
     // it where it is (its node stays queued and is dropped when reached). Nothing else runs
     // on this stack: an unrelated task could block this wait forever.
-    if (tls_worker_pool == this && tls_worker_index < nlocals_ &&
-        locals_[tls_worker_index].take(s)) {
+    if (LocalQueue* q = own_queue(); q && q->take(s)) {
         run_job(s);  // consumes the queue's reference; the waiter holds its own
     } else {
         const RunFrame frame{s, tls_frame};
@@ -570,8 +572,7 @@ bool PoolCore::start_spare_locked() noexcept {
 }
 
 void PoolCore::begin_blocking() noexcept {
-    if (tls_worker_pool == this && tls_worker_index < nlocals_)
-        flush_units(locals_[tls_worker_index]);  // a long wait must not hold up join()
+    if (LocalQueue* q = own_queue()) flush_units(*q);  // a long wait must not hold up join()
     std::lock_guard lk(m_);
     const std::ptrdiff_t blocked = blocked_.fetch_add(1, std::memory_order_seq_cst) + 1;
     // Licenses not covered yet by a running spare or one on its way.
@@ -828,12 +829,11 @@ void PoolCore::flush_units(LocalQueue& q) noexcept {
 }
 
 void PoolCore::release_unit() noexcept {
-    if (tls_worker_pool == this && tls_worker_index < nlocals_) {
+    if (LocalQueue* q = own_queue()) {
         // A worker (not a spare): it flushes before it looks for work in vain, parks or
         // blocks, so join() (which waits for active_ == 0) is held up only while this
         // worker still finds jobs to run.
-        LocalQueue& q = locals_[tls_worker_index];
-        if (++q.unreleased >= deferred_units) flush_units(q);
+        if (++q->unreleased >= deferred_units) flush_units(*q);
         return;
     }
     if (on_own_thread()) {

@@ -345,8 +345,9 @@ private:
         std::atomic<std::size_t> size{0};  // back - front, readable without the lock
         std::size_t front = 0;             // guarded by locked
         std::size_t back = 0;
-        unsigned tick = 0;  // the owner's count of next_job() calls (its thread only)
-        std::size_t unreleased = 0;  // units the owner released but active_ still counts
+        // The owner's alone, on a line of their own (thieves write the line above):
+        alignas(64) unsigned tick = 0;  // the owner's count of next_job() calls
+        std::size_t unreleased = 0;     // units the owner released but active_ still counts
         Job* ring[capacity] = {};
         void lock() noexcept;
         void unlock() noexcept { locked.store(false, std::memory_order_release); }
@@ -357,6 +358,8 @@ private:
         bool take(Job* j) noexcept;
     };
     std::unique_ptr<LocalQueue[]> locals_;  // one per worker
+    /// The calling thread's own queue if it is a worker of this pool (not a spare), else null.
+    LocalQueue* own_queue() noexcept;
     std::size_t nlocals_ = 0;
 
     // The shared queue (Vyukov's intrusive MPSC queue, consumers serialised by pop_m_):
