@@ -154,7 +154,7 @@ PoolCore::~PoolCore() {
 // ---- thread identity -----------------------------------------------------------------
 bool PoolCore::on_worker() const noexcept { return tls_worker_pool == this; }
 bool PoolCore::on_loop() const noexcept { return tls_loop_pool == this; }
-PoolCore::LocalQueue* PoolCore::own_queue() noexcept {
+inline PoolCore::LocalQueue* PoolCore::own_queue() noexcept {
     return tls_worker_pool == this && tls_worker_index < nlocals_ ? &locals_[tls_worker_index]
                                                                   : nullptr;
 }
