@@ -219,14 +219,36 @@ void PoolCore::submit(Job* job) {
     submit_batch(job, job, 1);
 }
 
-void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
+void PoolCore::count_submitted(std::ptrdiff_t n) noexcept {
     Counters& c = counters();
-    const auto n = static_cast<std::ptrdiff_t>(count);
     c.submitted.fetch_add(n, std::memory_order_relaxed);
     c.queued.fetch_add(n, std::memory_order_relaxed);
+}
+
+void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
+    count_submitted(static_cast<std::ptrdiff_t>(count));
+    enqueue_counted(first, last, count);
+}
+
+void PoolCore::enqueue_counted(Job* first, Job* last, std::size_t count) noexcept {
     if (own_queue()) first = push_local(tls_worker_index, first);  // a spare has none
     if (first) push(first, last);
     wake_for_jobs(count);
+}
+
+void PoolCore::acquire_task_unit() {
+    take_units_or_throw(1);
+    count_submitted(1);
+}
+
+void PoolCore::cancel_task_unit() noexcept {
+    count_submitted(-1);
+    release_unit();
+}
+
+void PoolCore::enqueue_acquired(Job* job) noexcept {
+    job->next_ = nullptr;
+    enqueue_counted(job, job, 1);
 }
 
 void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {

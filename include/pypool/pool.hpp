@@ -235,17 +235,17 @@ public:
     detail::PoolCore& detail_core() noexcept { return core_; }
 
 private:
-    // Takes the unit of work before the state is built: the full barrier of taking it then
-    // finds no stores of the fresh state waiting (issue 15), and a refused task never moves
-    // the caller's callable and arguments.
+    // Takes the unit of work (and counts the task) before the state is built: the locked
+    // instructions then find no stores of the fresh state waiting (issue 15), and a refused
+    // task never moves the caller's callable and arguments.
     template <class S, class... A>
     auto launch(A&&... a) {
-        core_.acquire_unit();
+        core_.acquire_task_unit();
         S* s = nullptr;
         try {
             s = new S(&core_, std::forward<A>(a)...);
         } catch (...) {
-            core_.release_unit();
+            core_.cancel_task_unit();
             throw;
         }
         AsyncResult<typename ResultOf<S>::type> handle{

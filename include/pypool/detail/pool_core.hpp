@@ -77,11 +77,15 @@ public:
     /// Takes one extra unit of work (keeps join() waiting) if the pool accepts work;
     /// else throws like submit(). Release with release_unit().
     void acquire_unit();
-    /// Queues job (takes ownership) under a unit the caller took with acquire_unit().
-    void enqueue_acquired(Job* job) noexcept {
-        job->next_ = nullptr;
-        enqueue(job, job, 1);
-    }
+    /// Takes the unit of work for one task and counts the task as submitted, before the
+    /// caller builds it (the locked instructions then find no stores of the fresh task
+    /// still pending); throws like submit(). Then exactly one of enqueue_acquired(job)
+    /// and cancel_task_unit().
+    void acquire_task_unit();
+    /// Queues job (takes ownership) under the unit taken by acquire_task_unit().
+    void enqueue_acquired(Job* job) noexcept;
+    /// Gives back what acquire_task_unit() took (building the task failed).
+    void cancel_task_unit() noexcept;
 
     // ---- the callback loop ---------------------------------------------------------
     /// Queues s->run_callbacks() on the loop; the caller holds a unit (s not ready). Every
@@ -268,6 +272,10 @@ private:
     /// Counts count accepted jobs (units, stats) and queues them; the caller checked
     /// that the pool accepts them.
     void enqueue(Job* first, Job* last, std::size_t count) noexcept;
+    /// enqueue() for jobs already counted as submitted and queued.
+    void enqueue_counted(Job* first, Job* last, std::size_t count) noexcept;
+    /// Counts n jobs as submitted and queued (n < 0: takes them back).
+    void count_submitted(std::ptrdiff_t n) noexcept;
     /// Takes count units if the pool accepts work from this thread (lock-free while it
     /// runs); else throws like submit() and takes none. stream: the rule of
     /// submit_stream() (accepted after close() from any thread until join() finished).
