@@ -3,8 +3,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <vector>
 #include <mutex>
+#include <vector>
 
 #include <pypool/detail/pool_core.hpp>
 #include <pypool/detail/spin.hpp>
