@@ -2,7 +2,6 @@
 #include <array>
 #include <condition_variable>
 #include <cstdio>
-#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -142,7 +141,7 @@ void StateBase::make_ready() noexcept {
         st.cv.notify_all();
     }
     if (old & flag_helpers) pool->notify_helpers();
-    if (old & (flag_listeners | flag_done_callbacks)) {
+    if (old & flag_listeners) {
         DoneCallbacks* done = nullptr;
         {
             // Under the stripe lock, so a listener's owner cannot vanish while it is notified.
@@ -258,22 +257,15 @@ void StateBase::wake_stripe(const void* p) noexcept {
 void StateBase::add_done_callback(Function<void()> fn) {
     {
         std::lock_guard lk(stripe_for(this).m);
-        // Set the flag first and test readiness in the same read-modify-write: make_ready()
-        // sets phase_ready with one too, so either it sees the flag (and takes this lock
-        // after us) or we see it ready.
-        const std::uint32_t old = word_.fetch_or(flag_done_callbacks, std::memory_order_acq_rel);
-        if ((old & phase_mask) != phase_ready) {
+        if (listening_locked()) {
             DoneCallbacks* done = nullptr;
             for (CompletionListener* l = listeners_; l && !done; l = l->listener_next_)
                 done = as_done_callbacks(l);
             if (!done) {
-                auto node = std::make_unique<DoneCallbacks>();
-                node->fns.push_back(std::move(fn));
-                done = node.release();
-                link_listener(done);
-            } else {
-                done->fns.push_back(std::move(fn));
+                done = new DoneCallbacks;
+                link_listener(done);  // from here the state owns it, even if the push throws
             }
+            done->fns.push_back(std::move(fn));
             return;
         }
     }
@@ -287,11 +279,14 @@ void StateBase::add_done_callback(Function<void()> fn) {
 
 bool StateBase::add_listener(CompletionListener* l) noexcept {
     std::lock_guard lk(stripe_for(this).m);
-    // Same handshake as add_done_callback: the flag and the readiness test in one RMW.
-    const std::uint32_t old = word_.fetch_or(flag_listeners, std::memory_order_acq_rel);
-    if ((old & phase_mask) == phase_ready) return false;
+    if (!listening_locked()) return false;
     link_listener(l);
     return true;
+}
+
+bool StateBase::listening_locked() noexcept {
+    const std::uint32_t old = word_.fetch_or(flag_listeners, std::memory_order_acq_rel);
+    return (old & phase_mask) != phase_ready;
 }
 
 void StateBase::link_listener(CompletionListener* l) noexcept {

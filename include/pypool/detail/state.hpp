@@ -45,10 +45,9 @@ enum : std::uint32_t {
     outcome_mask = 12,
     flag_waiters = 16,         // a thread parks on the state's stripe
     flag_helpers = 32,         // a worker of pool_ waits for it on the pool's condition
-    flag_done_callbacks = 64,  // done callbacks are registered
     flag_callback = 128,       // has a callback (readiness needs the loop on success)
     flag_error_callback = 256, // has an error_callback (readiness needs the loop on failure)
-    flag_listeners = 512,      // completion listeners are linked (see CompletionListener)
+    flag_listeners = 512,      // listeners (or done callbacks) are linked: see CompletionListener
     flag_uncounted = 1024,     // not a task (an empty map): make_ready() counts no outcome
 };
 
@@ -140,6 +139,10 @@ protected:
     virtual void destroy() noexcept { delete this; }
     /// Calls the user callback for the outcome; may throw (the caller reports it).
     virtual void invoke_callbacks() {}
+    /// With the stripe lock held: sets flag_listeners and tests readiness in one
+    /// read-modify-write (make_ready() sets phase_ready with one too, so either it sees the
+    /// flag and takes the lock after us, or we see it ready); true if not ready yet.
+    bool listening_locked() noexcept;
     /// Links l at the head of listeners_; the caller holds the stripe lock.
     void link_listener(CompletionListener* l) noexcept;
     // Jobs that are states: a queued state runs its task in run(); default: never queued.
