@@ -192,13 +192,10 @@ void PoolCore::take_units_or_throw(std::size_t count, bool stream) {
     // A worker that released units lazily (release_unit()) reuses them: active_ still
     // counts them, so join() keeps waiting as if they were taken now, and the task that
     // submits from a task (fork-join, follow-ups) touches no shared counter.
-    if (LocalQueue* q = own_queue()) {
-        if (q->unreleased >= count) {
-            if (state_.load(std::memory_order_seq_cst) == PoolState::run) {
-                q->unreleased -= count;
-                return;
-            }
-        }
+    if (LocalQueue* q = own_queue();
+        q && q->unreleased >= count && state_.load(std::memory_order_seq_cst) == PoolState::run) {
+        q->unreleased -= count;
+        return;
     }
     // Take the units first, then look at the state (both seq_cst): close() stores the state
     // before join() reads active_, so either join() sees our units and waits for them, or

@@ -381,11 +381,8 @@ private:
         free_ = c;
     }
     void refill(std::unique_lock<std::mutex>& lk) {
-        while (owed_ > 0 && can_read()) {
-            const std::size_t k = std::min(owed_, refill_at_);
-            owed_ -= k;
-            owed_ += k - read_batch(lk, k);  // chunks not read stay owed
-        }
+        while (owed_ > 0 && can_read())
+            owed_ -= read_batch(lk, owed_);  // at most refill_at_ per batch; the rest stays owed
         if (terminated_.load(std::memory_order_acquire)) stopped_ = true;
     }
     // Reads up to `count` chunks outside the lock, then links and submits those that got
