@@ -27,7 +27,10 @@ namespace {
 #endif
 PYPOOL_TLS_MODEL thread_local PoolCore* tls_worker_pool = nullptr;
 PYPOOL_TLS_MODEL thread_local PoolCore* tls_loop_pool = nullptr;
-PYPOOL_TLS_MODEL thread_local std::size_t tls_worker_index = 0;
+PYPOOL_TLS_MODEL thread_local std::size_t tls_worker_index = 0;  // the counters' shard
+// The calling pool thread's own queue in locals_ (a worker's index; a spare's while it holds
+// a spare queue); out of range: none.
+PYPOOL_TLS_MODEL thread_local std::size_t tls_queue_index = static_cast<std::size_t>(-1);
 // The jobs running on this pool thread's stack, innermost first (a waiting worker runs the
 // awaited task inline): a blocked thread's frames say which tasks its wait holds up.
 struct RunFrame {
@@ -35,6 +38,8 @@ struct RunFrame {
     const RunFrame* prev;
 };
 PYPOOL_TLS_MODEL thread_local const RunFrame* tls_frame = nullptr;
+// When a surplus spare next offers its core (Clock ticks; see yield_if_surplus()).
+PYPOOL_TLS_MODEL thread_local std::int64_t tls_next_yield = 0;
 
 int resolve_processes(const PoolOptions& o) {
     if (o.processes) {
@@ -64,7 +69,8 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     loop_ = std::make_unique<Loop>();
     nshards_ = static_cast<std::size_t>(n) + 3;
     shards_ = std::make_unique<Counters[]>(nshards_);
-    nlocals_ = static_cast<std::size_t>(n);
+    nworker_locals_ = static_cast<std::size_t>(n);
+    nlocals_ = 2 * nworker_locals_;  // as many spare queues as workers
     locals_ = std::make_unique<LocalQueue[]>(nlocals_);
 
     // Start the workers; each runs the initializer and reports before taking tasks.
@@ -88,6 +94,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
                 set_thread_name(options_.thread_name_prefix, "-" + std::to_string(i));
                 tls_worker_pool = this;
                 tls_worker_index = static_cast<std::size_t>(i);
+                tls_queue_index = static_cast<std::size_t>(i);
                 std::exception_ptr err;
                 if (options_.initializer) {
                     try {
@@ -155,8 +162,8 @@ PoolCore::~PoolCore() {
 bool PoolCore::on_worker() const noexcept { return tls_worker_pool == this; }
 bool PoolCore::on_loop() const noexcept { return tls_loop_pool == this; }
 inline PoolCore::LocalQueue* PoolCore::own_queue() noexcept {
-    return tls_worker_pool == this && tls_worker_index < nlocals_ ? &locals_[tls_worker_index]
-                                                                  : nullptr;
+    return tls_worker_pool == this && tls_queue_index < nlocals_ ? &locals_[tls_queue_index]
+                                                                 : nullptr;
 }
 
 PoolCore* PoolCore::current_worker_pool() noexcept { return tls_worker_pool; }
@@ -228,7 +235,7 @@ void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
 }
 
 void PoolCore::enqueue_counted(Job* first, Job* last, std::size_t count) noexcept {
-    if (own_queue()) first = push_local(tls_worker_index, first);  // a spare has none
+    if (own_queue()) first = push_local(tls_queue_index, first);  // a spare may have none
     if (first) push(first, last);
     wake_for_jobs(count);
 }
@@ -406,27 +413,36 @@ Job* PoolCore::next_job(std::size_t self) noexcept {
     return nullptr;
 }
 
-Job* PoolCore::detach_queue() noexcept {
-    // Pops everything linked now; nodes a racing producer links later are found by a
-    // worker, which discards them once the pool terminated (see worker_main).
+namespace {
+// Jobs linked through next_, in the order appended.
+struct JobList {
     Job* first = nullptr;
     Job* last = nullptr;
-    auto append = [&](Job* j) {
+    std::size_t count = 0;
+    void append(Job* j) noexcept {
         j->next_ = nullptr;
         if (last)
             last->next_ = j;
         else
             first = j;
         last = j;
-    };
+        ++count;
+    }
+};
+}  // namespace
+
+Job* PoolCore::detach_queue() noexcept {
+    // Pops everything linked now; nodes a racing producer links later are found by a
+    // worker, which discards them once the pool terminated (see worker_main).
+    JobList jobs;
     {
         std::lock_guard lk(pop_m_);
-        while (Job* j = pop_locked()) append(j);
+        while (Job* j = pop_locked()) jobs.append(j);
     }
     for (std::size_t i = 0; i < nlocals_; ++i) {
-        while (Job* j = locals_[i].pop_front()) append(j);
+        while (Job* j = locals_[i].pop_front()) jobs.append(j);
     }
-    return first;
+    return jobs.first;
 }
 
 void PoolCore::wake_for_jobs(std::size_t count) noexcept {
@@ -451,11 +467,28 @@ void PoolCore::discard_all(Job* j) noexcept {
     }
 }
 
+void PoolCore::yield_if_surplus() noexcept {
+    // A spare runs in place of a blocked thread. Once that thread resumes, the spare is
+    // surplus but finishes the job it is in (which may be a whole subtree of fork-join
+    // work): size() + 1 runnable threads. On a machine with no core to spare, the resumed
+    // thread would sit in the run queue for a scheduler slice (milliseconds) behind the
+    // spare, on the critical path. So a surplus spare offers its core before the jobs it
+    // starts, at most once every 20 us (a yield costs a system call).
+    if (spare_working_.load(std::memory_order_relaxed) <=
+        blocked_.load(std::memory_order_relaxed))
+        return;
+    const std::int64_t now = Clock::now().time_since_epoch().count();
+    if (now < tls_next_yield) return;
+    std::this_thread::yield();
+    tls_next_yield = now + std::chrono::nanoseconds(std::chrono::microseconds(20)).count();
+}
+
 void PoolCore::run_job(Job* j) noexcept {
     if (state_.load(std::memory_order_acquire) == PoolState::terminate) {
         j->discard();  // linked after terminate() emptied the queue: it never runs
         return;
     }
+    if (tls_worker_index == nshards_ - 1) yield_if_surplus();  // a spare (of this pool)
     const RunFrame frame{j, tls_frame};
     tls_frame = &frame;
     j->run();
@@ -580,7 +613,7 @@ bool PoolCore::start_spare_locked() noexcept {
         spares_.emplace_back([this, k = spares_.size()] {
             set_thread_name(options_.thread_name_prefix, "-s" + std::to_string(k));
             tls_worker_pool = this;
-            tls_worker_index = nshards_ - 1;  // the spares' shard; no queue of its own
+            tls_worker_index = nshards_ - 1;  // the spares' shard; a queue while it works
             spare_main();
         });
     } catch (...) {
@@ -630,19 +663,52 @@ void PoolCore::spare_main() noexcept {
 }
 
 Job* PoolCore::next_job_spare() noexcept {
+    LocalQueue* own = own_queue();
+    if (own) {
+        if (Job* j = own->pop_back()) return j;
+    }
     if (Job* j = pop()) return j;
     for (std::size_t i = 0; i < nlocals_; ++i)
-        if (Job* j = locals_[i].pop_front()) return j;
+        if (&locals_[i] != own)
+            if (Job* j = locals_[i].pop_front()) return j;
     return nullptr;
 }
 
+bool PoolCore::claim_spare_queue() noexcept {
+    for (std::size_t i = nworker_locals_; i < nlocals_; ++i) {
+        if (!locals_[i].claimed.load(std::memory_order_relaxed) &&
+            !locals_[i].claimed.exchange(true, std::memory_order_acquire)) {
+            tls_queue_index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void PoolCore::release_spare_queue() noexcept {
+    LocalQueue* q = own_queue();
+    if (!q) return;
+    // Jobs its tasks queued and nobody ran yet go to the shared queue (oldest first), where
+    // any thread finds them; then nothing of this spare is left in the queue.
+    JobList left;
+    while (Job* j = q->pop_front()) left.append(j);
+    flush_units(*q);
+    tls_queue_index = static_cast<std::size_t>(-1);
+    q->claimed.store(false, std::memory_order_release);
+    if (left.first) {
+        push(left.first, left.last);
+        wake_for_jobs(left.count);
+    }
+}
+
 void PoolCore::spare_work() noexcept {
-    // Returns with m_ held, its license given back.
+    // Returns with m_ held, its license given back and its queue (if it had one) released.
     auto surplus = [this] {
         return spare_working_.load(std::memory_order_relaxed) >
                blocked_.load(std::memory_order_seq_cst);
     };
     for (;;) {
+        if (!own_queue()) (void)claim_spare_queue();
         if (Job* j = next_job_spare()) {
             run_job(j);
             if (!surplus()) continue;
@@ -652,6 +718,8 @@ void PoolCore::spare_work() noexcept {
         } else if (spin_until([&] { return maybe_jobs() || surplus(); }) && !surplus()) {
             continue;
         }
+        // It retires or parks: its queue goes first (not under m_: that may wake threads)
+        release_spare_queue();
         std::unique_lock lk(m_);
         if (surplus() || stop_) {
             spare_working_.fetch_sub(1, std::memory_order_relaxed);

@@ -6,7 +6,9 @@
 #include <future>
 #include <latch>
 #include <stdexcept>
+#include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <pypool/pypool.hpp>
@@ -315,4 +317,64 @@ BOOST_AUTO_TEST_CASE(a_timed_imap_next_on_a_worker_returns_at_its_deadline,
         });
     BOOST_TEST(ms >= 20);
     BOOST_TEST(ms < 3000);
+}
+
+namespace {
+// On a one-worker pool, task A waits (timed, so it never runs B itself) for B, which a
+// spare thread runs in A's place. B queues `children` fire-and-forget tasks (on the spare's
+// own queue) that each wait for `go`, then count themselves, and returns. Returns the
+// thread ids of A and B.
+std::pair<std::thread::id, std::thread::id> spare_queues_children(pypool::ThreadPool& pool,
+                                                                  std::atomic<int>& ran,
+                                                                  std::shared_future<void> go,
+                                                                  int children) {
+    auto a = pool.apply_async([&pool, &ran, go, children] {
+        auto b = pool.apply_async([&pool, &ran, go, children] {
+            for (int i = 0; i < children; ++i) {
+                (void)pool.apply_async([&ran, go] {
+                    (void)go.wait_for(10s);
+                    ran.fetch_add(1);
+                });
+            }
+            return std::this_thread::get_id();
+        });
+        return std::pair{std::this_thread::get_id(), b.get(30s)};
+    });
+    return a.get();
+}
+}  // namespace
+
+// A spare thread queues what its tasks submit on a queue of its own (fork-join under a
+// spare runs as under a worker). When it retires, jobs left there still run: the workers
+// steal them, or they move to the shared queue.
+BOOST_AUTO_TEST_CASE(jobs_a_spare_thread_queued_all_run_after_it_retires, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::atomic<int> ran{0};
+    std::promise<void> go_p;
+    auto [a_thread, b_thread] = spare_queues_children(pool, ran, go_p.get_future().share(), 64);
+    BOOST_TEST((a_thread != b_thread));  // B ran on a spare thread while A waited
+    go_p.set_value();
+    pool.close();
+    pool.join();
+    BOOST_TEST(ran.load() == 64);
+    const auto st = pool.stats();
+    BOOST_TEST(st.completed == 66U);
+    BOOST_TEST(st.queued == 0U);
+    BOOST_TEST(st.running == 0U);
+}
+
+// terminate() cancels the jobs still queued on a spare thread's queue like any other.
+BOOST_AUTO_TEST_CASE(terminate_cancels_jobs_queued_on_a_spare_thread, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    std::atomic<int> ran{0};
+    std::promise<void> go_p;
+    auto [a_thread, b_thread] = spare_queues_children(pool, ran, go_p.get_future().share(), 64);
+    BOOST_TEST((a_thread != b_thread));
+    pool.terminate();
+    go_p.set_value();
+    pool.join();
+    const auto st = pool.stats();
+    BOOST_TEST(st.cancelled > 0U);  // at most two children had started (one per thread)
+    BOOST_TEST(static_cast<std::size_t>(ran.load()) + st.cancelled == 64U);
+    BOOST_TEST(st.queued == 0U);
 }

@@ -287,10 +287,20 @@ private:
     bool undrained_stream_locked() const noexcept;
     /// A spare thread's life: runs jobs while blocked threads need it, parks otherwise.
     void spare_main() noexcept;
+    /// A surplus spare (its blocked thread resumed) offers its core to runnable threads
+    /// before it starts a job (see src/pool_core.cpp).
+    void yield_if_surplus() noexcept;
     /// A licensed spare runs jobs until it is surplus (or the pool stops).
     void spare_work() noexcept;
-    /// The next job for a spare: the shared queue, then stealing from workers' queues.
+    /// The next job for a spare: its own queue (if it holds one), the shared queue, then
+    /// stealing the oldest job of another thread's queue.
     Job* next_job_spare() noexcept;
+    /// A working spare takes a free spare queue for the jobs its tasks submit, so fork-join
+    /// under a spare runs as under a worker; false if all are taken (it then has none).
+    bool claim_spare_queue() noexcept;
+    /// The spare stops working: jobs left in its queue move to the shared queue, its
+    /// deferred units go to active_, and the queue is free for the next spare.
+    void release_spare_queue() noexcept;
     /// Starts one spare thread (m_ held); false if the thread could not be started.
     bool start_spare_locked() noexcept;
     /// A cycle through the loop exists now (graph_m_ held).
@@ -344,9 +354,10 @@ private:
     std::size_t nshards_ = 0;
 
     /// A worker's own queue: the jobs its thread submits. The owner pushes and pops at the
-    /// back (newest first, so fork-join recursion runs depth-first as in TBB); other workers
+    /// back (newest first, so fork-join recursion runs depth-first as in TBB); other threads
     /// steal at the front (oldest first: the biggest pieces). A spinlock guards the ring;
-    /// it is held for a few loads and stores.
+    /// it is held for a few loads and stores. After the workers' queues come as many spare
+    /// queues, each held by one working spare thread at a time (claimed).
     struct alignas(64) LocalQueue {
         static constexpr std::size_t capacity = 256;
         std::atomic<bool> locked{false};
@@ -356,6 +367,7 @@ private:
         // The owner's alone, on a line of their own (thieves write the line above):
         alignas(64) unsigned tick = 0;  // the owner's count of next_job() calls
         std::size_t unreleased = 0;     // units the owner released but active_ still counts
+        std::atomic<bool> claimed{false};  // a spare queue's: a working spare holds it
         Job* ring[capacity] = {};
         void lock() noexcept;
         void unlock() noexcept { locked.store(false, std::memory_order_release); }
@@ -365,10 +377,12 @@ private:
         /// it was there: the caller then owns the queue's reference.
         bool take(Job* j) noexcept;
     };
-    std::unique_ptr<LocalQueue[]> locals_;  // one per worker
-    /// The calling thread's own queue if it is a worker of this pool (not a spare), else null.
+    std::unique_ptr<LocalQueue[]> locals_;  // [0, nworker_locals_): workers', then spares'
+    /// The calling thread's own queue if it is a worker of this pool or a spare holding a
+    /// spare queue, else null.
     LocalQueue* own_queue() noexcept;
     std::size_t nlocals_ = 0;
+    std::size_t nworker_locals_ = 0;
 
     // The shared queue (Vyukov's intrusive MPSC queue, consumers serialised by pop_m_):
     // jobs submitted by threads that are not workers of this pool.
