@@ -66,7 +66,7 @@ struct Magazine {
     }
     /// Frees every block to the system.
     void release(std::size_t size) noexcept {
-        while (count > 0) ::operator delete(pop(size), size);
+        while (count > 0) ::operator delete(pop(size));
     }
 };
 
@@ -187,13 +187,13 @@ void* state_alloc(std::size_t size) {
 void state_free(void* p, std::size_t size) noexcept {
     const std::size_t c = class_of(size);
     if (c >= kClasses) {
-        ::operator delete(p, size);
+        ::operator delete(p);
         return;
     }
     const std::size_t csize = class_size(c);
     ThreadCache* tc = cache();
     if (!tc) {
-        ::operator delete(p, csize);
+        ::operator delete(p);
         return;
     }
     Magazine& loaded = tc->loaded[c];

@@ -130,8 +130,10 @@ public:
     static void* operator new(std::size_t size) { return state_alloc(size); }
     static void operator delete(void* p, std::size_t size) noexcept { state_free(p, size); }
     static void* operator new(std::size_t size, std::align_val_t al) { return ::operator new(size, al); }
-    static void operator delete(void* p, std::size_t size, std::align_val_t al) noexcept {
-        ::operator delete(p, size, al);
+    // The global deletes called here are the unsized ones: clang 14 declares the sized
+    // ones only with -fsized-deallocation.
+    static void operator delete(void* p, std::size_t, std::align_val_t al) noexcept {
+        ::operator delete(p, al);
     }
 
 protected:
