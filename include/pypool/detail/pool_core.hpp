@@ -260,7 +260,7 @@ private:
     bool queue_empty() noexcept;
     /// The next job for worker `self`: its own queue (newest first), then the shared one
     /// (every 32nd time the other way round, so neither starves), then stealing the oldest
-    /// job of another worker's queue.
+    /// job of another thread's queue (a worker's or a spare's).
     Job* next_job(std::size_t self) noexcept;
     /// Queues first..last (linked through next_) on the calling worker's own queue as far
     /// as it has room; returns the rest (nullptr if all fitted).
