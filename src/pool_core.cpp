@@ -38,8 +38,8 @@ struct RunFrame {
     const RunFrame* prev;
 };
 PYPOOL_TLS_MODEL thread_local const RunFrame* tls_frame = nullptr;
-// When a surplus spare next offers its core (Clock ticks; see yield_if_surplus()).
-PYPOOL_TLS_MODEL thread_local std::int64_t tls_next_yield = 0;
+// When a surplus spare next offers its core (see yield_if_surplus()).
+PYPOOL_TLS_MODEL thread_local Clock::time_point tls_next_yield{};
 
 int resolve_processes(const PoolOptions& o) {
     if (o.processes) {
@@ -477,10 +477,10 @@ void PoolCore::yield_if_surplus() noexcept {
     if (spare_working_.load(std::memory_order_relaxed) <=
         blocked_.load(std::memory_order_relaxed))
         return;
-    const std::int64_t now = Clock::now().time_since_epoch().count();
+    const auto now = Clock::now();
     if (now < tls_next_yield) return;
     std::this_thread::yield();
-    tls_next_yield = now + std::chrono::nanoseconds(std::chrono::microseconds(20)).count();
+    tls_next_yield = now + std::chrono::microseconds(20);
 }
 
 void PoolCore::run_job(Job* j) noexcept {
@@ -664,9 +664,7 @@ void PoolCore::spare_main() noexcept {
 
 Job* PoolCore::next_job_spare() noexcept {
     LocalQueue* own = own_queue();
-    if (own) {
-        if (Job* j = own->pop_back()) return j;
-    }
+    if (Job* j = own ? own->pop_back() : nullptr) return j;
     if (Job* j = pop()) return j;
     for (std::size_t i = 0; i < nlocals_; ++i)
         if (&locals_[i] != own)
@@ -674,15 +672,14 @@ Job* PoolCore::next_job_spare() noexcept {
     return nullptr;
 }
 
-bool PoolCore::claim_spare_queue() noexcept {
+void PoolCore::claim_spare_queue() noexcept {
     for (std::size_t i = nworker_locals_; i < nlocals_; ++i) {
         if (!locals_[i].claimed.load(std::memory_order_relaxed) &&
             !locals_[i].claimed.exchange(true, std::memory_order_acquire)) {
             tls_queue_index = i;
-            return true;
+            return;
         }
     }
-    return false;
 }
 
 void PoolCore::release_spare_queue() noexcept {
@@ -708,7 +705,7 @@ void PoolCore::spare_work() noexcept {
                blocked_.load(std::memory_order_seq_cst);
     };
     for (;;) {
-        if (!own_queue()) (void)claim_spare_queue();
+        if (!own_queue()) claim_spare_queue();
         if (Job* j = next_job_spare()) {
             run_job(j);
             if (!surplus()) continue;

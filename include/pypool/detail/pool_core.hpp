@@ -296,8 +296,8 @@ private:
     /// stealing the oldest job of another thread's queue.
     Job* next_job_spare() noexcept;
     /// A working spare takes a free spare queue for the jobs its tasks submit, so fork-join
-    /// under a spare runs as under a worker; false if all are taken (it then has none).
-    bool claim_spare_queue() noexcept;
+    /// under a spare runs as under a worker (if all are taken, it goes on without one).
+    void claim_spare_queue() noexcept;
     /// The spare stops working: jobs left in its queue move to the shared queue, its
     /// deferred units go to active_, and the queue is free for the next spare.
     void release_spare_queue() noexcept;
