@@ -329,18 +329,6 @@ bool PoolCore::maybe_jobs() const noexcept {
 }
 
 // ---- the workers' own queues ----------------------------------------------------------------
-void PoolCore::LocalQueue::lock() noexcept {
-    int spins = 0;
-    while (locked.exchange(true, std::memory_order_acquire)) {
-        while (locked.load(std::memory_order_relaxed)) {
-            if (++spins < 64)
-                cpu_relax();
-            else
-                std::this_thread::yield();  // the holder was preempted
-        }
-    }
-}
-
 Job* PoolCore::LocalQueue::pop_back() noexcept {
     if (size.load(std::memory_order_relaxed) == 0) return nullptr;
     lock();

@@ -11,6 +11,7 @@
 // promptly, a yielding one waits behind the busy threads. Every `skip_calls` calls it tries
 // the full spin again.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -25,6 +26,30 @@ inline void cpu_relax() noexcept {
     asm volatile("yield" ::: "memory");
 #endif
 }
+
+/// A lock for critical sections of a few loads and stores (the job queues): spins, then
+/// yields (the holder was preempted). It never sleeps in the kernel, so a contended
+/// hand-off costs a cache-line transfer, not a futex wait and wake-up.
+class SpinLock {
+public:
+    /// Takes the lock.
+    void lock() noexcept {
+        int spins = 0;
+        while (locked_.exchange(true, std::memory_order_acquire)) {
+            while (locked_.load(std::memory_order_relaxed)) {
+                if (++spins < 64)
+                    cpu_relax();
+                else
+                    std::this_thread::yield();  // the holder was preempted
+            }
+        }
+    }
+    /// Releases the lock.
+    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+private:
+    std::atomic<bool> locked_{false};
+};
 
 /// How spinning has paid off on this thread lately (see the header comment).
 struct SpinGauge {
