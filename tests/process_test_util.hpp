@@ -60,10 +60,10 @@ inline const char* method_name(pypool::StartMethod m) {
     return "?";
 }
 
-/// The start methods the tests cover. Not fork under ASan: g++ 12's libasan allocator is not
-/// fork-safe in a threaded process (a rare hang in the child; see docs/DESIGN.md).
+/// The start methods the tests cover. Not fork under ASan or TSan: neither g++ 12 sanitizer
+/// allocator is fork-safe in a threaded process (a rare hang in the child; docs/DESIGN.md).
 inline const std::vector<pypool::StartMethod>& all_methods() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     static const std::vector<pypool::StartMethod> v{pypool::StartMethod::forkserver,
                                                     pypool::StartMethod::spawn};
 #else
