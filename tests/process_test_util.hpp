@@ -6,7 +6,7 @@
 //
 // Include it in exactly one translation unit per test executable, after defining nothing:
 // the test executable is built with BOOST_TEST_NO_MAIN (see tests/meson.build).
-#include <boost/test/unit_test.hpp>
+#include "process_test_main.hpp"  // main(), PYPOOL_TEST_SANITIZED, ptest::all_methods()
 
 #include <pypool/process.hpp>
 #include <pypool/pypool.hpp>
@@ -30,22 +30,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PYPOOL_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define PYPOOL_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef PYPOOL_TEST_SANITIZED
-#define PYPOOL_TEST_SANITIZED 0
-#endif
-
-int main(int argc, char** argv) {
-    pypool::process_main(argc, argv);  // a worker or the fork server never returns from here
-    return boost::unit_test::unit_test_main(&init_unit_test, argc, argv);
-}
-
 namespace ptest {
 
 using namespace std::chrono_literals;
@@ -58,19 +42,6 @@ inline const char* method_name(pypool::StartMethod m) {
         case pypool::StartMethod::fork: return "fork";
     }
     return "?";
-}
-
-/// The start methods the tests cover. Not fork under ASan or TSan: neither g++ 12 sanitizer
-/// allocator is fork-safe in a threaded process (a rare hang in the child; docs/DESIGN.md).
-inline const std::vector<pypool::StartMethod>& all_methods() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    static const std::vector<pypool::StartMethod> v{pypool::StartMethod::forkserver,
-                                                    pypool::StartMethod::spawn};
-#else
-    static const std::vector<pypool::StartMethod> v{
-        pypool::StartMethod::forkserver, pypool::StartMethod::spawn, pypool::StartMethod::fork};
-#endif
-    return v;
 }
 
 /// Options with `n` workers and the given start method.

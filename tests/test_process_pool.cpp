@@ -34,15 +34,7 @@ BOOST_AUTO_TEST_CASE(apply_runs_in_another_process) {
 
 namespace {
 using pypool::StartMethod;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-// g++ 12's ASan and TSan allocators are not fork-safe: a child forked while another thread
-// of this (threaded) test allocates can deadlock in its first malloc (ASan: a hang in ~50
-// runs; TSan: 2 in 60, the child blocked on the allocator's region lock). That is the
-// documented hazard of StartMethod::fork; sanitizer builds test the exec-based methods only.
-const StartMethod all_methods[] = {StartMethod::spawn, StartMethod::forkserver};
-#else
-const StartMethod all_methods[] = {StartMethod::fork, StartMethod::spawn, StartMethod::forkserver};
-#endif
+const auto& all_methods = ptest::all_methods();  // not fork under ASan/TSan: see there
 
 pypool::ProcessPoolOptions opts(StartMethod m, int n = 2) {
     return pypool::ProcessPoolOptions{.processes = n, .start_method = m};
