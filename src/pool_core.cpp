@@ -267,7 +267,7 @@ void PoolCore::submit_stream(Job* first, Job* last, std::size_t count) {
 
 // ---- the queue ----------------------------------------------------------------------------
 // Vyukov's intrusive MPSC queue: a producer swaps itself in as the tail, then links the old
-// tail to its first node; consumers take turns under pop_m_. Between a producer's exchange
+// tail to its first node; consumers take turns under pop_lock_. Between a producer's exchange
 // and its link the queue looks shorter than it is (pop() may miss the new nodes): waiters
 // treat that state as "not empty" (queue_empty() is false) and retry instead of parking,
 // and the producer wakes parked threads only after linking.
@@ -285,7 +285,7 @@ Job* PoolCore::pop() noexcept {
     if (qtail_.load(std::memory_order_acquire) == &stub_ &&
         qhead_.load(std::memory_order_relaxed) == &stub_)
         return nullptr;  // the shared queue is empty: no lock
-    std::lock_guard lk(pop_m_);
+    std::lock_guard lk(pop_lock_);
     return pop_locked();
 }
 
@@ -313,7 +313,7 @@ Job* PoolCore::pop_locked() noexcept {
 bool PoolCore::queue_empty() noexcept {
     for (std::size_t i = 0; i < nlocals_; ++i)
         if (locals_[i].size.load(std::memory_order_seq_cst) != 0) return false;
-    std::lock_guard lk(pop_m_);
+    std::lock_guard lk(pop_lock_);
     return qhead_.load(std::memory_order_relaxed) == &stub_ &&
            link_of(&stub_).load(std::memory_order_acquire) == nullptr &&
            qtail_.load(std::memory_order_seq_cst) == &stub_;
@@ -424,7 +424,7 @@ Job* PoolCore::detach_queue() noexcept {
     // worker, which discards them once the pool terminated (see worker_main).
     JobList jobs;
     {
-        std::lock_guard lk(pop_m_);
+        std::lock_guard lk(pop_lock_);
         while (Job* j = pop_locked()) jobs.append(j);
     }
     for (std::size_t i = 0; i < nlocals_; ++i) {

@@ -249,7 +249,7 @@ private:
     void worker_main(std::size_t index);
     void run_job(Job* j) noexcept;
     // ---- the queue: producers link in with one exchange and never block; consumers take
-    // turns under pop_m_ (held only to unlink one node).
+    // turns under pop_lock_ (held only to unlink one node).
     void push(Job* first, Job* last) noexcept;
     Job* pop() noexcept;
     Job* pop_locked() noexcept;
@@ -257,7 +257,7 @@ private:
     /// Cheap hint (no lock): something may be queued (shared queue or a worker's own).
     bool maybe_jobs() const noexcept;
     /// Nothing queued anywhere and no producer between its exchange and its link (takes
-    /// pop_m_; seq_cst reads, paired with wake_for_jobs()).
+    /// pop_lock_; seq_cst reads, paired with wake_for_jobs()).
     bool queue_empty() noexcept;
     /// The next job for worker `self`: its own queue (newest first), then the shared one
     /// (every 32nd time the other way round, so neither starves), then stealing the oldest
@@ -385,12 +385,12 @@ private:
     std::size_t nlocals_ = 0;
     std::size_t nworker_locals_ = 0;
 
-    // The shared queue (Vyukov's intrusive MPSC queue, consumers serialised by pop_m_):
+    // The shared queue (Vyukov's intrusive MPSC queue, consumers serialised by pop_lock_):
     // jobs submitted by threads that are not workers of this pool.
     StubJob stub_;
     alignas(64) std::atomic<Job*> qtail_{&stub_};  // producers exchange it
-    alignas(64) std::atomic<Job*> qhead_{&stub_};  // written under pop_m_ only
-    SpinLock pop_m_;  // a std::mutex here cost W2 about a fifth of its rate (futex sleeps)
+    alignas(64) std::atomic<Job*> qhead_{&stub_};  // written under pop_lock_ only
+    SpinLock pop_lock_;  // a std::mutex here cost W2 about a fifth of its rate (futex sleeps)
 
     // Completions whose callbacks the loop runs: a stack linked through loop_next_, drained
     // by one posted handler at a time; loop_busy() while that handler runs.
