@@ -545,8 +545,8 @@ private:
     struct Payload {
         template <class F, class T>
         Payload(F&& f, T&& a) : fn(std::forward<F>(f)), args(std::forward<T>(a)) {}
-        Fn fn;
-        Tuple args;
+        [[no_unique_address]] Fn fn;
+        [[no_unique_address]] Tuple args;
     };
 
     typename Mem::JobAlloc alloc_;

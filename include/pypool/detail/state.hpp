@@ -158,8 +158,14 @@ protected:
     // Completion listeners, and at most one node holding the done callbacks (src/state.cpp);
     // guarded by the stripe lock.
     CompletionListener* listeners_ = nullptr;
-    StateBase* loop_next_ = nullptr;  // the loop's completion stack (PoolCore::post_callbacks)
-    std::uint64_t pool_id_ = 0;       // pool_->id(), written by make_ready() (for a ready state)
+    // One word for two fields that are never live at once (8 bytes less per state).
+    union {
+        // The loop's completion stack (PoolCore::post_callbacks): linked while the phase is
+        // phase_completing; drain_completions() unlinks a state before it makes it ready.
+        StateBase* loop_next_ = nullptr;
+        // pool_->id(), written by make_ready() and read only once the state is ready.
+        std::uint64_t pool_id_;
+    };
 
     friend class PoolCore;
 };

@@ -124,8 +124,9 @@ private:
     struct Payload {
         template <class F, class T>
         Payload(F&& f, T&& a) : fn(std::forward<F>(f)), args(std::forward<T>(a)) {}
-        Fn fn;
-        Tuple args;
+        // An empty callable (a lambda without captures) or empty arguments take no room.
+        [[no_unique_address]] Fn fn;
+        [[no_unique_address]] Tuple args;
     };
     std::optional<Payload> payload_;
     [[no_unique_address]] Cbs cbs_;
