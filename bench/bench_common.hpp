@@ -77,6 +77,26 @@ inline void report_latencies(const char* lib, std::vector<double>& lat) {
     result("W3", lib, "p99_us", pct(0.99) * 1e6);
 }
 
+/// W6's trees per repetition after the first: their median is W6's time_s and rate.
+inline int w6_steady_trees() { return cfg.smoke ? 2 : 9; }
+
+/// Runs W6 for lib: timed_tree() runs one tree (checking its node count) and returns its
+/// seconds. The first tree, on a pool (arena, executor) that has run no tree yet, is
+/// first_s: it pays for starting threads that only nested waits need and for the
+/// scheduler's placement of threads that were parked. Then w6_steady_trees() more on the
+/// same pool: their median is time_s and nodes / time_s is rate, the steady state.
+template <class TimedTree>
+void w6_report(const char* lib, double nodes, TimedTree&& timed_tree) {
+    const double first = timed_tree();
+    std::vector<double> ts;
+    for (int i = 0; i < w6_steady_trees(); ++i) ts.push_back(timed_tree());
+    std::nth_element(ts.begin(), ts.begin() + static_cast<std::ptrdiff_t>(ts.size() / 2), ts.end());
+    const double t = ts[ts.size() / 2];
+    result("W6", lib, "first_s", first);
+    result("W6", lib, "time_s", t);
+    result("W6", lib, "rate", nodes / t);
+}
+
 /// Prints MEM's bytes_per_task RESULT line: resident growth from before to after over n tasks.
 inline void mem_report(const char* lib, std::int64_t before, std::int64_t after, std::size_t n) {
     result("MEM", lib, "bytes_per_task", static_cast<double>(after - before) / static_cast<double>(n));

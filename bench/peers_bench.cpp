@@ -270,13 +270,14 @@ i64 node_taskflow(tf::Executor& ex, int d) {
 void w6_taskflow() {
     tf::Executor ex(2);
     warm(ex);
-    int d = w6_depth();
-    auto t0 = Clock::now();
-    i64 r = ex.async([&ex, d] { return node_taskflow(ex, d); }).get();
-    double t = seconds_since(t0);
-    check(r == w6_expect(d), "W6 node count");
-    result("W6", "taskflow", "time_s", t);
-    result("W6", "taskflow", "rate", static_cast<double>(r) / t);
+    const int d = w6_depth();
+    w6_report("taskflow", static_cast<double>(w6_expect(d)), [&] {
+        auto t0 = Clock::now();
+        i64 r = ex.async([&ex, d] { return node_taskflow(ex, d); }).get();
+        double t = seconds_since(t0);
+        check(r == w6_expect(d), "W6 node count");
+        return t;
+    });
 }
 
 void idle_taskflow() {
@@ -432,13 +433,14 @@ concurrencpp::result<i64> node_concurrencpp(concurrencpp::executor_tag, CcExecut
 
 void w6_concurrencpp() {
     CcPool pool;
-    int d = w6_depth();
-    auto t0 = Clock::now();
-    i64 r = node_concurrencpp({}, pool.ex.get(), d).get();
-    double t = seconds_since(t0);
-    check(r == w6_expect(d), "W6 node count");
-    result("W6", "concurrencpp", "time_s", t);
-    result("W6", "concurrencpp", "rate", static_cast<double>(r) / t);
+    const int d = w6_depth();
+    w6_report("concurrencpp", static_cast<double>(w6_expect(d)), [&] {
+        auto t0 = Clock::now();
+        i64 r = node_concurrencpp({}, pool.ex.get(), d).get();
+        double t = seconds_since(t0);
+        check(r == w6_expect(d), "W6 node count");
+        return t;
+    });
 }
 
 void idle_concurrencpp() {

@@ -519,13 +519,15 @@ int w6_depth() { return cfg.smoke ? 8 : 16; }
 void w6_pypool() {
     pypool::ThreadPool pool(2);
     warm(pool);
-    int d = w6_depth();
-    auto t0 = Clock::now();
-    i64 r = pool.apply(node_pypool, std::tuple{&pool, d});
-    double t = seconds_since(t0);
-    check(r == (i64{1} << (d - 1)) * 2 - 1, "W6 node count");
-    result("W6", "pypool", "time_s", t);
-    result("W6", "pypool", "rate", static_cast<double>(r) / t);
+    const int d = w6_depth();
+    const i64 expect = (i64{1} << (d - 1)) * 2 - 1;
+    w6_report("pypool", static_cast<double>(expect), [&] {
+        auto t0 = Clock::now();
+        i64 r = pool.apply(node_pypool, std::tuple{&pool, d});
+        double t = seconds_since(t0);
+        check(r == expect, "W6 node count");
+        return t;
+    });
 }
 
 #ifdef PYPOOL_BENCH_HAVE_TBB
@@ -541,17 +543,19 @@ i64 node_tbb(int d) {
 
 void w6_tbb() {
     auto arena = make_inside_arena();
-    int d = w6_depth();
-    i64 r = 0;
-    double t = 0;
-    arena.execute([&] {
-        auto t0 = Clock::now();
-        r = node_tbb(d);
-        t = seconds_since(t0);
+    const int d = w6_depth();
+    const i64 expect = (i64{1} << (d - 1)) * 2 - 1;
+    w6_report("tbb", static_cast<double>(expect), [&] {
+        i64 r = 0;
+        double t = 0;
+        arena.execute([&] {
+            auto t0 = Clock::now();
+            r = node_tbb(d);
+            t = seconds_since(t0);
+        });
+        check(r == expect, "W6 node count");
+        return t;
     });
-    check(r == (i64{1} << (d - 1)) * 2 - 1, "W6 node count");
-    result("W6", "tbb", "time_s", t);
-    result("W6", "tbb", "rate", static_cast<double>(r) / t);
 }
 #endif
 
