@@ -82,9 +82,10 @@ inline int w6_steady_trees() { return cfg.smoke ? 2 : 9; }
 
 /// Runs W6 for lib: timed_tree() runs one tree (checking its node count) and returns its
 /// seconds. The first tree, on a pool (arena, executor) that has run no tree yet, is
-/// first_s: it pays for starting threads that only nested waits need and for the
-/// scheduler's placement of threads that were parked. Then w6_steady_trees() more on the
-/// same pool: their median is time_s and nodes / time_s is rate, the steady state.
+/// first_s: for every pool it includes the scheduler's placement of threads that were
+/// parked, for pypool also the start of the spare threads that stand in for blocked joins.
+/// Then w6_steady_trees() more on the same pool: their median is time_s and
+/// nodes / time_s is rate, the steady state.
 template <class TimedTree>
 void w6_report(const char* lib, double nodes, TimedTree&& timed_tree) {
     const double first = timed_tree();
