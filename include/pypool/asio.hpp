@@ -542,16 +542,9 @@ private:
             std::move(*h)(std::move(e), R{});
     }
 
-    struct Payload {
-        template <class F, class T>
-        Payload(F&& f, T&& a) : fn(std::forward<F>(f)), args(std::forward<T>(a)) {}
-        [[no_unique_address]] Fn fn;
-        [[no_unique_address]] Tuple args;
-    };
-
     typename Mem::JobAlloc alloc_;
     PoolCore* core_;
-    std::optional<Payload> payload_;
+    std::optional<Payload<Fn, Tuple>> payload_;
     Handler handler_;
     std::optional<Work> work_;
     std::exception_ptr error_;

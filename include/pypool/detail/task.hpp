@@ -33,6 +33,16 @@ struct ApplyResult<F, Args...> {
 template <class F, class... Args>
 using apply_result_t = typename ApplyResult<F, Args...>::type;
 
+/// A task's callable and its arguments, as the job keeps them until it runs. An empty
+/// callable (a lambda without captures) or empty arguments take no room.
+template <class Fn, class Tuple>
+struct Payload {
+    template <class F, class T>
+    Payload(F&& f, T&& a) : fn(std::forward<F>(f)), args(std::forward<T>(a)) {}
+    [[no_unique_address]] Fn fn;
+    [[no_unique_address]] Tuple args;
+};
+
 struct NoCallbacks {};
 
 /// Thrown by a task's callable when the pool killed the running task (ProcessPool's
@@ -121,14 +131,7 @@ private:
         this->finish(outcome);
     }
 
-    struct Payload {
-        template <class F, class T>
-        Payload(F&& f, T&& a) : fn(std::forward<F>(f)), args(std::forward<T>(a)) {}
-        // An empty callable (a lambda without captures) or empty arguments take no room.
-        [[no_unique_address]] Fn fn;
-        [[no_unique_address]] Tuple args;
-    };
-    std::optional<Payload> payload_;
+    std::optional<Payload<Fn, Tuple>> payload_;
     [[no_unique_address]] Cbs cbs_;
 };
 
