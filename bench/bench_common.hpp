@@ -77,17 +77,23 @@ inline void report_latencies(const char* lib, std::vector<double>& lat) {
     result("W3", lib, "p99_us", pct(0.99) * 1e6);
 }
 
+/// W6's tree depth: a task per node, each waiting for its two children.
+inline int w6_depth() { return cfg.smoke ? 8 : 16; }
+
+/// The number of nodes (tasks) of a W6 tree of depth d.
+inline std::int64_t w6_nodes(int d) { return (std::int64_t{1} << (d - 1)) * 2 - 1; }
+
 /// W6's trees per repetition after the first: their median is W6's time_s and rate.
 inline int w6_steady_trees() { return cfg.smoke ? 2 : 9; }
 
-/// Runs W6 for lib: timed_tree() runs one tree (checking its node count) and returns its
-/// seconds. The first tree, on a pool (arena, executor) that has run no tree yet, is
+/// Runs W6 for lib: timed_tree() runs one tree of w6_depth() (checking that it counts
+/// w6_nodes() nodes) and returns its seconds. The first tree, on a pool (arena, executor) that has run no tree yet, is
 /// first_s: for every pool it includes the scheduler's placement of threads that were
 /// parked, for pypool also the start of the spare threads that stand in for blocked joins.
 /// Then w6_steady_trees() more on the same pool: their median is time_s and
 /// nodes / time_s is rate, the steady state.
 template <class TimedTree>
-void w6_report(const char* lib, double nodes, TimedTree&& timed_tree) {
+void w6_report(const char* lib, TimedTree&& timed_tree) {
     const double first = timed_tree();
     std::vector<double> ts;
     for (int i = 0; i < w6_steady_trees(); ++i) ts.push_back(timed_tree());
@@ -95,7 +101,7 @@ void w6_report(const char* lib, double nodes, TimedTree&& timed_tree) {
     const double t = ts[ts.size() / 2];
     result("W6", lib, "first_s", first);
     result("W6", lib, "time_s", t);
-    result("W6", lib, "rate", nodes / t);
+    result("W6", lib, "rate", static_cast<double>(w6_nodes(w6_depth())) / t);
 }
 
 /// Prints MEM's bytes_per_task RESULT line: resident growth from before to after over n tasks.
