@@ -86,14 +86,21 @@ inline std::int64_t w6_nodes(int d) { return (std::int64_t{1} << (d - 1)) * 2 - 
 /// W6's trees per repetition after the first: their median is W6's time_s and rate.
 inline int w6_steady_trees() { return cfg.smoke ? 2 : 9; }
 
-/// Runs W6 for lib: timed_tree() runs one tree of w6_depth() (checking that it counts
-/// w6_nodes() nodes) and returns its seconds. The first tree, on a pool (arena, executor) that has run no tree yet, is
-/// first_s: for every pool it includes the scheduler's placement of threads that were
-/// parked, for pypool also the start of the spare threads that stand in for blocked joins.
-/// Then w6_steady_trees() more on the same pool: their median is time_s and
-/// nodes / time_s is rate, the steady state.
-template <class TimedTree>
-void w6_report(const char* lib, TimedTree&& timed_tree) {
+/// Runs W6 for lib: tree() runs one tree of w6_depth() and returns the nodes it counted;
+/// each tree is timed and its count checked against w6_nodes(). The first tree, on a pool
+/// (arena, executor) that has run no tree yet, is first_s: for every pool it includes the
+/// scheduler's placement of threads that were parked, for pypool also the start of the
+/// spare threads that stand in for blocked joins. Then w6_steady_trees() more on the same
+/// pool: their median is time_s and nodes / time_s is rate, the steady state.
+template <class Tree>
+void w6_report(const char* lib, Tree&& tree) {
+    auto timed_tree = [&tree] {
+        const auto t0 = Clock::now();
+        const std::int64_t r = tree();
+        const double t = seconds_since(t0);
+        check(r == w6_nodes(w6_depth()), "W6 node count");
+        return t;
+    };
     const double first = timed_tree();
     std::vector<double> ts;
     for (int i = 0; i < w6_steady_trees(); ++i) ts.push_back(timed_tree());
