@@ -195,7 +195,7 @@ void PoolCore::check_accepting() const {
 
 void PoolCore::acquire_unit() { take_units_or_throw(1); }
 
-void PoolCore::take_units_or_throw(std::size_t count, bool stream) {
+void PoolCore::take_units_or_throw(std::size_t count, Admit admit) {
     // A worker that released units lazily (release_unit()) reuses them: active_ still
     // counts them, so join() keeps waiting as if they were taken now, and the task that
     // submits from a task (fork-join, follow-ups) touches no shared counter.
@@ -210,9 +210,18 @@ void PoolCore::take_units_or_throw(std::size_t count, bool stream) {
     active_.fetch_add(count, std::memory_order_seq_cst);
     if (state_.load(std::memory_order_seq_cst) == PoolState::run) return;
     std::lock_guard lk(m_);
-    const bool accepted =
-        stream ? state_.load(std::memory_order_relaxed) != PoolState::terminate && !loop_closed_
-               : accepts_locked();
+    bool accepted = false;
+    switch (admit) {
+        case Admit::task:
+            accepted = accepts_locked();
+            break;
+        case Admit::stream:
+            accepted = state_.load(std::memory_order_relaxed) != PoolState::terminate && !loop_closed_;
+            break;
+        case Admit::handler:  // Asio's rule: until join() has finished (terminate discards)
+            accepted = !loop_closed_;
+            break;
+    }
     if (accepted) return;
     if (active_.fetch_sub(count, std::memory_order_seq_cst) == count) join_cv_.notify_all();
     throw_not_accepting();
@@ -261,7 +270,7 @@ void PoolCore::submit_batch(Job* first, Job* last, std::size_t count) {
 }
 
 void PoolCore::submit_stream(Job* first, Job* last, std::size_t count) {
-    take_units_or_throw(count, /*stream=*/true);
+    take_units_or_throw(count, Admit::stream);
     enqueue(first, last, count);
 }
 
@@ -831,11 +840,7 @@ bool PoolCore::try_post_loop(Function<void()>& fn) {
 
 // ---- Asio executors ----------------------------------------------------------------------
 void PoolCore::submit_executor_job(Job* job) {
-    {
-        std::lock_guard lk(m_);
-        if (loop_closed_) throw_not_accepting();  // join() has finished
-        active_.fetch_add(1, std::memory_order_seq_cst);
-    }
+    take_units_or_throw(1, Admit::handler);
     job->next_ = nullptr;
     if (state_.load(std::memory_order_acquire) == PoolState::terminate) {
         Counters& c = counters();

@@ -66,7 +66,16 @@ inline void report_handler_error(PoolCore* core, std::exception_ptr e) noexcept 
     core->post_loop(Function<void()>([core, err = std::move(e)] { core->report_callback_error(err); }));
 }
 
-/// Memory of a job allocated with an allocator (the handler's associated allocator).
+/// True for std::allocator (the default associated allocator of handlers).
+template <class Alloc>
+inline constexpr bool is_std_allocator = false;
+template <class T>
+inline constexpr bool is_std_allocator<std::allocator<T>> = true;
+
+/// Memory of a job allocated with an allocator (the handler's associated allocator). With
+/// std::allocator the memory is recycled per thread as result states are
+/// (detail/state_alloc.hpp): a job per handler then costs no malloc, as in Asio's own
+/// recycling of handler memory.
 template <class Self, class Alloc>
 struct AllocatedJob {
     using JobAlloc = typename std::allocator_traits<Alloc>::template rebind_alloc<Self>;
@@ -75,11 +84,11 @@ struct AllocatedJob {
     template <class... A>
     static Self* make(const Alloc& a, A&&... args) {
         JobAlloc ja(a);
-        Self* p = Traits::allocate(ja, 1);
+        Self* p = allocate(ja);
         try {
             ::new (static_cast<void*>(p)) Self(ja, std::forward<A>(args)...);
         } catch (...) {
-            Traits::deallocate(ja, p, 1);
+            deallocate(ja, p);
             throw;
         }
         return p;
@@ -88,7 +97,21 @@ struct AllocatedJob {
     static void free(Self* p) noexcept {
         JobAlloc ja(p->alloc_);
         p->~Self();
-        Traits::deallocate(ja, p, 1);
+        deallocate(ja, p);
+    }
+
+private:
+    static Self* allocate(JobAlloc& ja) {
+        if constexpr (is_std_allocator<Alloc> && alignof(Self) <= alignof(std::max_align_t))
+            return static_cast<Self*>(state_alloc(sizeof(Self)));
+        else
+            return Traits::allocate(ja, 1);
+    }
+    static void deallocate(JobAlloc& ja, Self* p) noexcept {
+        if constexpr (is_std_allocator<Alloc> && alignof(Self) <= alignof(std::max_align_t))
+            state_free(p, sizeof(Self));
+        else
+            Traits::deallocate(ja, p, 1);
     }
 };
 

@@ -277,10 +277,13 @@ private:
     void enqueue_counted(Job* first, Job* last, std::size_t count) noexcept;
     /// Counts n jobs as submitted and queued (n < 0: takes them back).
     void count_submitted(std::ptrdiff_t n) noexcept;
-    /// Takes count units if the pool accepts work from this thread (lock-free while it
-    /// runs); else throws like submit() and takes none. stream: the rule of
-    /// submit_stream() (accepted after close() from any thread until join() finished).
-    void take_units_or_throw(std::size_t count, bool stream = false);
+    /// Who take_units_or_throw() admits once the pool no longer runs: tasks as
+    /// accepts_locked() says; streams (submit_stream(): imap refills) from any thread until
+    /// terminate() or the end of join(); Asio handlers until the end of join().
+    enum class Admit { task, stream, handler };
+    /// Takes count units if the pool admits this work now (lock-free while it runs); else
+    /// throws like submit() and takes none.
+    void take_units_or_throw(std::size_t count, Admit admit = Admit::task);
     static void discard_all(Job* j) noexcept;
     [[noreturn]] void throw_not_accepting() const;
     bool accepts_locked() const noexcept;
@@ -340,8 +343,10 @@ private:
     StopKind first_stop_ = StopKind::none;  // guarded by m_
     std::atomic<bool> joined_{false};
     std::atomic<bool> joining_{false};
-    std::atomic<std::size_t> active_{0};  // accepted, unfinished work (tasks, loop handlers)
-    std::mutex join_m_;                   // serialises join()
+    // accepted, unfinished work (tasks, loop handlers): a line of its own, written by every
+    // submission from outside the workers
+    alignas(64) std::atomic<std::size_t> active_{0};
+    alignas(64) std::mutex join_m_;  // serialises join()
     StreamHook* streams_ = nullptr;       // guarded by m_
 
     struct alignas(64) Counters {  // signed: a shard may go below zero, only sums count
