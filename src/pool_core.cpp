@@ -843,9 +843,7 @@ void PoolCore::submit_executor_job(Job* job) {
     take_units_or_throw(1, Admit::handler);
     job->next_ = nullptr;
     if (state_.load(std::memory_order_acquire) == PoolState::terminate) {
-        Counters& c = counters();
-        c.submitted.fetch_add(1, std::memory_order_relaxed);
-        c.queued.fetch_add(1, std::memory_order_relaxed);
+        count_submitted(1);
         job->discard();  // as Asio: handlers of a context that shut down never run
         return;
     }

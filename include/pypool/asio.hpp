@@ -101,14 +101,16 @@ struct AllocatedJob {
     }
 
 private:
+    static constexpr bool recycled =
+        is_std_allocator<Alloc> && alignof(Self) <= alignof(std::max_align_t);
     static Self* allocate(JobAlloc& ja) {
-        if constexpr (is_std_allocator<Alloc> && alignof(Self) <= alignof(std::max_align_t))
+        if constexpr (recycled)
             return static_cast<Self*>(state_alloc(sizeof(Self)));
         else
             return Traits::allocate(ja, 1);
     }
     static void deallocate(JobAlloc& ja, Self* p) noexcept {
-        if constexpr (is_std_allocator<Alloc> && alignof(Self) <= alignof(std::max_align_t))
+        if constexpr (recycled)
             state_free(p, sizeof(Self));
         else
             Traits::deallocate(ja, p, 1);

@@ -343,8 +343,8 @@ private:
     StopKind first_stop_ = StopKind::none;  // guarded by m_
     std::atomic<bool> joined_{false};
     std::atomic<bool> joining_{false};
-    // accepted, unfinished work (tasks, loop handlers): a line of its own, written by every
-    // submission from outside the workers
+    // accepted, unfinished work (tasks, loop handlers): a line of its own (join_m_'s alignas
+    // ends it), written by every submission from outside the workers
     alignas(64) std::atomic<std::size_t> active_{0};
     alignas(64) std::mutex join_m_;  // serialises join()
     StreamHook* streams_ = nullptr;       // guarded by m_
