@@ -69,6 +69,7 @@ PoolCore::PoolCore(PoolOptions options) : options_(std::move(options)) {
     loop_ = std::make_unique<Loop>();
     nshards_ = static_cast<std::size_t>(n) + 3;
     shards_ = std::make_unique<Counters[]>(nshards_);
+    for (std::size_t i = 0; i < nshards_ - 2; ++i) shards_[i].solo = true;  // see counters()
     nworker_locals_ = static_cast<std::size_t>(n);
     nlocals_ = 2 * nworker_locals_;  // as many spare queues as workers
     locals_ = std::make_unique<LocalQueue[]>(nlocals_);
@@ -234,8 +235,7 @@ void PoolCore::submit(Job* job) {
 
 void PoolCore::count_submitted(std::ptrdiff_t n) noexcept {
     Counters& c = counters();
-    c.submitted.fetch_add(n, std::memory_order_relaxed);
-    c.queued.fetch_add(n, std::memory_order_relaxed);
+    c.add(c.submitted, n);
 }
 
 void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
@@ -285,15 +285,20 @@ std::atomic_ref<Job*> link_of(Job* j) noexcept { return std::atomic_ref<Job*>(j-
 }  // namespace
 
 void PoolCore::push(Job* first, Job* last) noexcept {
-    last->next_ = nullptr;
+    link_of(last).store(nullptr, std::memory_order_relaxed);  // pop() may read the stub's
     Job* prev = qtail_.exchange(last, std::memory_order_seq_cst);
     link_of(prev).store(first, std::memory_order_release);
 }
 
 Job* PoolCore::pop() noexcept {
-    if (qtail_.load(std::memory_order_acquire) == &stub_ &&
-        qhead_.load(std::memory_order_relaxed) == &stub_)
-        return nullptr;  // the shared queue is empty: no lock
+    // Empty (or a producer has not linked yet): no lock. Reads no qtail_: that line is the
+    // producers', and a read per job would take it from them for every next push.
+    Job* head = qhead_.load(std::memory_order_relaxed);
+    if (head == &stub_ && link_of(&stub_).load(std::memory_order_acquire) == nullptr)
+        return nullptr;
+    // The head's line comes from the producer's core: fetch it while taking the lock, not
+    // under it (a miss under the lock made the other worker spin through it).
+    __builtin_prefetch(head, 1);
     std::lock_guard lk(pop_lock_);
     return pop_locked();
 }
@@ -766,7 +771,8 @@ struct LoopHandler {
 }  // namespace
 
 void PoolCore::loop_handler_done() noexcept {
-    counters().callbacks.fetch_sub(1, std::memory_order_relaxed);
+    Counters& c = counters();
+    c.add(c.callbacks, -1);
     release_unit();
 }
 
@@ -782,7 +788,8 @@ void PoolCore::post_callbacks(StateBase* s) noexcept {
         }
     }
     s->add_ref();
-    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
+    Counters& c = counters();
+    c.add(c.callbacks, 1);
     // Push s on the completion stack; only the push onto an empty stack (no handler
     // draining it) posts a handler, so a burst of completions costs one Asio post.
     StateBase* old = completions_.load(std::memory_order_relaxed);
@@ -817,7 +824,7 @@ void PoolCore::drain_completions() noexcept {
             fifo = fifo->loop_next_;
             s->loop_next_ = nullptr;
             s->run_callbacks();  // makes s ready; its unit is released there
-            c.callbacks.fetch_sub(1, std::memory_order_relaxed);
+            c.add(c.callbacks, -1);
             s->release();
         }
     }
@@ -825,7 +832,8 @@ void PoolCore::drain_completions() noexcept {
 
 void PoolCore::post_loop(Function<void()> fn) noexcept {
     active_.fetch_add(1, std::memory_order_seq_cst);
-    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
+    Counters& c = counters();
+    c.add(c.callbacks, 1);
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
 }
 
@@ -833,7 +841,8 @@ bool PoolCore::try_post_loop(Function<void()>& fn) {
     std::lock_guard lk(m_);
     if (loop_closed_) return false;
     active_.fetch_add(1, std::memory_order_seq_cst);
-    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
+    Counters& c = counters();
+    c.add(c.callbacks, 1);
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
     return true;
 }
@@ -854,7 +863,8 @@ void PoolCore::submit_loop_job(Job* job) {
     std::lock_guard lk(m_);
     if (loop_closed_) throw_not_accepting();
     active_.fetch_add(1, std::memory_order_seq_cst);
-    counters().callbacks.fetch_add(1, std::memory_order_relaxed);
+    Counters& c = counters();
+    c.add(c.callbacks, 1);
     boost::asio::post(loop_->ioc, [this, job] {
         if (state() == PoolState::terminate)
             job->discard();
@@ -933,17 +943,19 @@ PoolCore::Counters& PoolCore::counters() noexcept {
 }
 
 PoolStats PoolCore::stats() const noexcept {
-    std::ptrdiff_t v[7] = {};
+    std::ptrdiff_t v[7] = {}, started = 0, ran = 0;
     for (std::size_t i = 0; i < nshards_; ++i) {
         const Counters& c = shards_[i];
         v[0] += c.submitted.load(std::memory_order_relaxed);
         v[1] += c.completed.load(std::memory_order_relaxed);
         v[2] += c.failed.load(std::memory_order_relaxed);
         v[3] += c.cancelled.load(std::memory_order_relaxed);
-        v[4] += c.queued.load(std::memory_order_relaxed);
-        v[5] += c.running.load(std::memory_order_relaxed);
+        started += c.started.load(std::memory_order_relaxed);
+        ran += c.ran.load(std::memory_order_relaxed);
         v[6] += c.callbacks.load(std::memory_order_relaxed);
     }
+    v[4] = v[0] - started - v[3];  // queued
+    v[5] = started - ran;          // running
     // Shards are read one after another: while tasks move, a sum can be briefly off (never
     // negative after clamping); at rest every counter is exact.
     auto u = [](std::ptrdiff_t x) { return x < 0 ? std::size_t{0} : static_cast<std::size_t>(x); };

@@ -221,20 +221,21 @@ public:
     // one for every other thread), so a task's bookkeeping never bounces a shared line.
     void note_started() noexcept {
         Counters& c = counters();
-        c.queued.fetch_sub(1, std::memory_order_relaxed);
-        c.running.fetch_add(1, std::memory_order_relaxed);
+        c.add(c.started, 1);
     }
-    void note_ran() noexcept { counters().running.fetch_sub(1, std::memory_order_relaxed); }
+    void note_ran() noexcept {
+        Counters& c = counters();
+        c.add(c.ran, 1);
+    }
     /// n queued jobs were cancelled: counted when they are cancelled, not when a worker
     /// reaches their nodes (which then counts nothing).
     void note_cancelled(std::size_t n = 1) noexcept {
         Counters& c = counters();
-        c.queued.fetch_sub(static_cast<std::ptrdiff_t>(n), std::memory_order_relaxed);
-        c.cancelled.fetch_add(static_cast<std::ptrdiff_t>(n), std::memory_order_relaxed);
+        c.add(c.cancelled, static_cast<std::ptrdiff_t>(n));
     }
     void note_outcome(bool ok) noexcept {
         Counters& c = counters();
-        (ok ? c.completed : c.failed).fetch_add(1, std::memory_order_relaxed);
+        c.add(ok ? c.completed : c.failed, 1);
     }
     PoolStats stats() const noexcept;
 
@@ -275,7 +276,7 @@ private:
     void enqueue(Job* first, Job* last, std::size_t count) noexcept;
     /// enqueue() for jobs already counted as submitted and queued.
     void enqueue_counted(Job* first, Job* last, std::size_t count) noexcept;
-    /// Counts n jobs as submitted and queued (n < 0: takes them back).
+    /// Counts n jobs as submitted (so queued: see Counters; n < 0: takes them back).
     void count_submitted(std::ptrdiff_t n) noexcept;
     /// Who take_units_or_throw() admits once the pool no longer runs: tasks as
     /// accepts_locked() says; streams (submit_stream(): imap refills) from any thread until
@@ -349,9 +350,20 @@ private:
     alignas(64) std::mutex join_m_;  // serialises join()
     StreamHook* streams_ = nullptr;       // guarded by m_
 
+    // Counters grow only (but callbacks): stats() derives queued (submitted - started -
+    // cancelled) and running (started - ran), so a submission counts once.
     struct alignas(64) Counters {  // signed: a shard may go below zero, only sums count
-        std::atomic<std::ptrdiff_t> submitted{0}, completed{0}, failed{0}, cancelled{0},
-            queued{0}, running{0}, callbacks{0};
+        std::atomic<std::ptrdiff_t> submitted{0}, started{0}, ran{0}, completed{0}, failed{0},
+            cancelled{0}, callbacks{0};
+        bool solo = false;  // one thread writes this shard (a worker's, the loop's)
+        /// Adds d to field f of this shard: a plain load and store where one thread writes
+        /// it (stats() reads atomically), else a locked read-modify-write.
+        void add(std::atomic<std::ptrdiff_t>& f, std::ptrdiff_t d) noexcept {
+            if (solo)
+                f.store(f.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+            else
+                f.fetch_add(d, std::memory_order_relaxed);
+        }
     };
     /// The calling thread's shard of this pool's counters.
     Counters& counters() noexcept;
