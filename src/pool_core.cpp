@@ -234,8 +234,7 @@ void PoolCore::submit(Job* job) {
 }
 
 void PoolCore::count_submitted(std::ptrdiff_t n) noexcept {
-    Counters& c = counters();
-    c.add(c.submitted, n);
+    add_count(&Counters::submitted, n);
 }
 
 void PoolCore::enqueue(Job* first, Job* last, std::size_t count) noexcept {
@@ -771,8 +770,7 @@ struct LoopHandler {
 }  // namespace
 
 void PoolCore::loop_handler_done() noexcept {
-    Counters& c = counters();
-    c.add(c.callbacks, -1);
+    add_count(&Counters::callbacks, -1);
     release_unit();
 }
 
@@ -788,8 +786,7 @@ void PoolCore::post_callbacks(StateBase* s) noexcept {
         }
     }
     s->add_ref();
-    Counters& c = counters();
-    c.add(c.callbacks, 1);
+    add_count(&Counters::callbacks, 1);
     // Push s on the completion stack; only the push onto an empty stack (no handler
     // draining it) posts a handler, so a burst of completions costs one Asio post.
     StateBase* old = completions_.load(std::memory_order_relaxed);
@@ -832,8 +829,7 @@ void PoolCore::drain_completions() noexcept {
 
 void PoolCore::post_loop(Function<void()> fn) noexcept {
     active_.fetch_add(1, std::memory_order_seq_cst);
-    Counters& c = counters();
-    c.add(c.callbacks, 1);
+    add_count(&Counters::callbacks, 1);
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
 }
 
@@ -841,8 +837,7 @@ bool PoolCore::try_post_loop(Function<void()>& fn) {
     std::lock_guard lk(m_);
     if (loop_closed_) return false;
     active_.fetch_add(1, std::memory_order_seq_cst);
-    Counters& c = counters();
-    c.add(c.callbacks, 1);
+    add_count(&Counters::callbacks, 1);
     boost::asio::post(loop_->ioc, LoopHandler{this, std::move(fn)});
     return true;
 }
@@ -863,8 +858,7 @@ void PoolCore::submit_loop_job(Job* job) {
     std::lock_guard lk(m_);
     if (loop_closed_) throw_not_accepting();
     active_.fetch_add(1, std::memory_order_seq_cst);
-    Counters& c = counters();
-    c.add(c.callbacks, 1);
+    add_count(&Counters::callbacks, 1);
     boost::asio::post(loop_->ioc, [this, job] {
         if (state() == PoolState::terminate)
             job->discard();

@@ -11,12 +11,16 @@ PYPOOL_PACKAGES=(meson ninja-build g++ cmake pkg-config libboost-dev libboost-te
                  librange-v3-dev dpkg-dev libcereal-dev
                  openmpi-bin libopenmpi-dev)  # MPI (issue 14): libpypool-mpi, mpirun for its tests
 
+# installed PACKAGE: true if Debian package PACKAGE is installed.
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
 # ensure_packages [extra packages...]: apt-get install whatever is missing, non-interactively.
 ensure_packages() {
     local missing=() p
     for p in "${PYPOOL_PACKAGES[@]}" "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$p")
+        installed "$p" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()

@@ -220,22 +220,18 @@ public:
     // Counters live in per-thread shards (one cache line each: a worker's, the loop's, and
     // one for every other thread), so a task's bookkeeping never bounces a shared line.
     void note_started() noexcept {
-        Counters& c = counters();
-        c.add(c.started, 1);
+        add_count(&Counters::started, 1);
     }
     void note_ran() noexcept {
-        Counters& c = counters();
-        c.add(c.ran, 1);
+        add_count(&Counters::ran, 1);
     }
     /// n queued jobs were cancelled: counted when they are cancelled, not when a worker
     /// reaches their nodes (which then counts nothing).
     void note_cancelled(std::size_t n = 1) noexcept {
-        Counters& c = counters();
-        c.add(c.cancelled, static_cast<std::ptrdiff_t>(n));
+        add_count(&Counters::cancelled, static_cast<std::ptrdiff_t>(n));
     }
     void note_outcome(bool ok) noexcept {
-        Counters& c = counters();
-        c.add(ok ? c.completed : c.failed, 1);
+        add_count(ok ? &Counters::completed : &Counters::failed, 1);
     }
     PoolStats stats() const noexcept;
 
@@ -367,6 +363,11 @@ private:
     };
     /// The calling thread's shard of this pool's counters.
     Counters& counters() noexcept;
+    /// Adds d to counter f of the calling thread's shard.
+    void add_count(std::atomic<std::ptrdiff_t> Counters::*f, std::ptrdiff_t d) noexcept {
+        Counters& c = counters();
+        c.add(c.*f, d);
+    }
     // [0, n): workers, n: the loop, n + 1: other threads, n + 2: spare threads
     std::unique_ptr<Counters[]> shards_;
     std::size_t nshards_ = 0;
