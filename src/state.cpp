@@ -69,7 +69,7 @@ bool StateBase::try_start() noexcept {
     std::uint32_t w = word_.load(std::memory_order_relaxed);
     for (;;) {
         if ((w & (phase_mask | outcome_mask)) != phase_pending) return false;
-        if (word_.compare_exchange_weak(w, (w & ~phase_mask) | phase_running,
+        if (word_.compare_exchange_weak(w, (w & ~phase_mask) | phase_running | flag_started,
                                         std::memory_order_acq_rel, std::memory_order_relaxed))
             return true;
     }

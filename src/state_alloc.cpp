@@ -7,6 +7,10 @@
 // frees (the thread submitting the tasks) takes full ones from it: one lock per kMagazine
 // blocks. Memory stays bounded: the depot keeps at most kDepot magazines per class and
 // frees the rest, and a thread that exits gives its magazines back.
+//
+// One class is not malloc's: states of 57-64 bytes (a fire-and-forget task's) get whole
+// 64-byte cache lines, carved from slabs. In an 80-byte malloc chunk such a state would
+// span two lines, each shared with a neighbouring state that another core is writing.
 #include <pypool/detail/state_alloc.hpp>
 
 #include <pthread.h>
@@ -31,10 +35,21 @@ namespace {
 
 // Size classes as malloc's chunks: 16 * k - 8 bytes (glibc adds an 8-byte header and
 // rounds to 16), so a cached block costs what malloc would have: 8, 24, ..., 376 bytes.
+// Sizes 57-64 form the line class instead (kLineClass, after them).
 constexpr std::size_t kGrain = 16;
-constexpr std::size_t kClasses = 24;
-constexpr std::size_t class_of(std::size_t size) noexcept { return (size + 8 + kGrain - 1) / kGrain - 1; }
-constexpr std::size_t class_size(std::size_t c) noexcept { return (c + 1) * kGrain - 8; }
+constexpr std::size_t kMallocClasses = 24;
+constexpr std::size_t kLine = 64;
+constexpr std::size_t kLineClass = kMallocClasses;
+constexpr std::size_t kClasses = kMallocClasses + 1;
+constexpr std::size_t kLarge = kClasses;  // class_of(): no class, plain operator new
+constexpr std::size_t class_of(std::size_t size) noexcept {
+    if (size > kLine - kGrain + 8 && size <= kLine) return kLineClass;
+    const std::size_t c = (size + 8 + kGrain - 1) / kGrain - 1;
+    return c < kMallocClasses ? c : kLarge;
+}
+constexpr std::size_t class_size(std::size_t c) noexcept {
+    return c == kLineClass ? kLine : (c + 1) * kGrain - 8;
+}
 constexpr std::uint32_t kMagazine = 64;  // blocks per magazine
 constexpr std::size_t kDepot = 16;       // full magazines the depot keeps per class
 
@@ -71,16 +86,111 @@ struct Magazine {
         }
         return b;
     }
-    /// Frees every block to the system.
-    void release(std::size_t size) noexcept {
-        while (count > 0) ::operator delete(pop(size));
+};
+
+// ---- the line class's slabs -----------------------------------------------------------
+// A slab is kSlab bytes aligned to kSlab, so a block's slab is its address rounded down;
+// its first line is the header, the rest are blocks. Blocks leave a slab a magazine at a
+// time and come back when a magazine is released (the depot is full, a thread exits); a
+// slab with every block back is freed, so memory still falls once the caches let go.
+// Guarded by the depot's slab_m (not its m, which workers giving magazines take as often).
+constexpr std::size_t kSlab = 65536;
+constexpr std::uint32_t kSlabLines = kSlab / kLine;
+
+struct Slab {
+    Slab* prev = nullptr;  // the list of slabs with blocks to give
+    Slab* next = nullptr;
+    Block* free = nullptr;    // blocks given back
+    std::uint32_t used = 0;   // blocks out (in magazines or states)
+    std::uint32_t fresh = 1;  // the first line never handed out (kSlabLines: none left)
+    bool listed = false;
+};
+static_assert(sizeof(Slab) <= kLine);
+
+class Slabs {
+public:
+    /// Adds up to n blocks to mag (at least one); throws std::bad_alloc if it can add none.
+    void fill(Magazine& mag, std::uint32_t n) {
+        while (n-- > 0) {
+            if (!avail_) {
+                void* mem = ::operator new(kSlab, std::align_val_t{kSlab}, std::nothrow);
+                if (!mem) {
+                    if (mag.count > 0) return;
+                    throw std::bad_alloc();
+                }
+                link(::new (mem) Slab);
+            }
+            Slab* s = avail_;
+            Block* b;
+            if (s->free) {
+                b = s->free;
+                PYPOOL_UNPOISON(reinterpret_cast<char*>(b) + kLink, kLine - kLink);
+                s->free = b->next;
+            } else {
+                b = reinterpret_cast<Block*>(reinterpret_cast<char*>(s) + kLine * s->fresh++);
+            }
+            ++s->used;
+            if (!s->free && s->fresh == kSlabLines) unlink(s);
+            mag.push(b, kLine);
+        }
     }
+    /// Gives every block of mag back to its slab.
+    void take_back(Magazine& mag) noexcept {
+        while (mag.count > 0) {
+            Block* b = mag.pop(kLine);
+            auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(b) & ~(kSlab - 1));
+            if (--s->used == 0) {
+                if (s->listed) unlink(s);
+                PYPOOL_UNPOISON(s, kSlab);
+                s->~Slab();
+                ::operator delete(s, std::align_val_t{kSlab});
+                continue;
+            }
+            b->next = s->free;
+            PYPOOL_POISON(reinterpret_cast<char*>(b) + kLink, kLine - kLink);
+            s->free = b;
+            if (!s->listed) link(s);
+        }
+    }
+
+private:
+    void link(Slab* s) noexcept {
+        s->prev = nullptr;
+        s->next = avail_;
+        if (avail_) avail_->prev = s;
+        avail_ = s;
+        s->listed = true;
+    }
+    void unlink(Slab* s) noexcept {
+        (s->prev ? s->prev->next : avail_) = s->next;
+        if (s->next) s->next->prev = s->prev;
+        s->listed = false;
+    }
+    Slab* avail_ = nullptr;
 };
 
 struct Depot {
-    std::mutex m;
+    std::mutex m;  // guards full and nfull
     Magazine full[kClasses][kDepot];
     std::size_t nfull[kClasses] = {};
+    std::mutex slab_m;  // guards slabs; never held with m
+    Slabs slabs;        // the line class's blocks outside the magazines
+
+    /// Frees every block of mag, of class c.
+    void release(std::size_t c, Magazine& mag) noexcept {
+        if (c == kLineClass) {
+            std::lock_guard lock(slab_m);
+            slabs.take_back(mag);
+            return;
+        }
+        const std::size_t size = class_size(c);
+        while (mag.count > 0) ::operator delete(mag.pop(size));
+    }
+    /// Up to n fresh blocks of the line class into mag (at least one); throws std::bad_alloc.
+    void fill_lines(Magazine& mag, std::uint32_t n) {
+        std::lock_guard lock(slab_m);
+        slabs.fill(mag, n);
+    }
 
     /// Takes a full magazine of class c into out; false if there is none.
     bool take(std::size_t c, Magazine& out) noexcept {
@@ -90,7 +200,7 @@ struct Depot {
         return true;
     }
     /// Keeps mag (emptied) if there is room, else frees its blocks.
-    void give(std::size_t c, Magazine& mag, std::size_t size) noexcept {
+    void give(std::size_t c, Magazine& mag) noexcept {
         {
             std::lock_guard lock(m);
             if (nfull[c] < kDepot) {
@@ -98,7 +208,7 @@ struct Depot {
                 return;
             }
         }
-        mag.release(size);
+        release(c, mag);
     }
 };
 
@@ -106,9 +216,20 @@ struct Depot {
 Depot& depot() noexcept {
     static Depot* d = [] {
         auto* p = new Depot;
-        // A child forked while another thread holds the depot's lock would deadlock on it.
-        ::pthread_atfork([] { depot().m.lock(); }, [] { depot().m.unlock(); },
-                         [] { depot().m.unlock(); });
+        // A child forked while another thread holds a lock of the depot would deadlock on it.
+        ::pthread_atfork(
+            [] {
+                depot().m.lock();
+                depot().slab_m.lock();
+            },
+            [] {
+                depot().slab_m.unlock();
+                depot().m.unlock();
+            },
+            [] {
+                depot().slab_m.unlock();
+                depot().m.unlock();
+            });
         return p;
     }();
     return *d;
@@ -119,7 +240,7 @@ struct ThreadCache {
     Magazine previous[kClasses];
 };
 
-// Only a pointer lives in static TLS (a plain %fs access): the 768-byte cache itself is
+// Only a pointer lives in static TLS (a plain %fs access): the 800-byte cache itself is
 // made on first use, so libpypool stays loadable by dlopen() (glibc's static TLS reserve
 // for late-loaded libraries is small). Null: not made yet; exiting(): the thread is past
 // its give-back and caches nothing any more.
@@ -135,12 +256,11 @@ ThreadCache* exiting() noexcept {
 
 void give_back_all(ThreadCache& tc) noexcept {
     for (std::size_t c = 0; c < kClasses; ++c) {
-        const std::size_t size = class_size(c);
         for (Magazine* m : {&tc.loaded[c], &tc.previous[c]}) {
             if (m->count == kMagazine)
-                depot().give(c, *m, size);
+                depot().give(c, *m);
             else
-                m->release(size);
+                depot().release(c, *m);
         }
     }
 }
@@ -177,36 +297,45 @@ ThreadCache* cache() noexcept {
 
 void* state_alloc(std::size_t size) {
     const std::size_t c = class_of(size);
-    if (c >= kClasses) return ::operator new(size);
+    if (c == kLarge) return ::operator new(size);
     const std::size_t csize = class_size(c);  // what state_free gives back
     ThreadCache* tc = cache();
-    if (!tc) return ::operator new(csize);
+    if (!tc) {
+        if (c != kLineClass) return ::operator new(csize);
+        Magazine one;
+        depot().fill_lines(one, 1);
+        return one.pop(csize);
+    }
     Magazine& loaded = tc->loaded[c];
     if (loaded.count == 0) {
         if (tc->previous[c].count > 0)
             std::swap(loaded, tc->previous[c]);
-        else if (!depot().take(c, loaded))
-            return ::operator new(csize);
+        else if (!depot().take(c, loaded)) {
+            if (c != kLineClass) return ::operator new(csize);
+            depot().fill_lines(loaded, kMagazine);
+        }
     }
     return loaded.pop(csize);
 }
 
 void state_free(void* p, std::size_t size) noexcept {
     const std::size_t c = class_of(size);
-    if (c >= kClasses) {
+    if (c == kLarge) {
         ::operator delete(p);
         return;
     }
     const std::size_t csize = class_size(c);
     ThreadCache* tc = cache();
     if (!tc) {
-        ::operator delete(p);
+        Magazine one;
+        one.push(static_cast<Block*>(p), csize);
+        depot().release(c, one);
         return;
     }
     Magazine& loaded = tc->loaded[c];
     if (loaded.count == kMagazine) {
         Magazine& previous = tc->previous[c];
-        if (previous.count != 0) depot().give(c, previous, csize);  // it is full
+        if (previous.count != 0) depot().give(c, previous);  // it is full
         previous = std::exchange(loaded, Magazine{});
     }
     loaded.push(static_cast<Block*>(p), csize);

@@ -862,3 +862,86 @@ BOOST_AUTO_TEST_CASE(what_reads_a_task_failure_in_an_error_callback, *utf::timeo
     BOOST_TEST(message == "bad input");
     BOOST_TEST(pypool::what(r.exception()) == "bad input");
 }
+
+// ---- a task's callable and arguments: destroyed exactly once on every path ------------------
+// (the task keeps them without a flag of their own: detail/task.hpp)
+
+namespace {
+
+// Counts live copies: a leak leaves it above 0, a second destruction takes it below.
+struct LiveArg {
+    static inline std::atomic<int> live{0};
+    LiveArg() { ++live; }
+    LiveArg(const LiveArg&) { ++live; }
+    LiveArg(LiveArg&&) noexcept { ++live; }
+    LiveArg& operator=(const LiveArg&) = default;
+    ~LiveArg() { --live; }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(arguments_of_a_task_that_ran_are_destroyed_once, *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(2);
+        LiveArg captured;
+        auto r = pool.apply_async([captured](LiveArg) { return 1; }, std::tuple{LiveArg{}});
+        BOOST_TEST(r.get() == 1);
+        BOOST_TEST(LiveArg::live.load() == 1);  // ours only, while the handle lives
+    }
+    BOOST_TEST(LiveArg::live.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(arguments_of_a_task_cancelled_while_queued_are_destroyed_once,
+                     *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(1);
+        Blocker b;
+        auto running = pool.apply_async(b.task());
+        auto queued = pool.apply_async([](LiveArg) { return 1; }, std::tuple{LiveArg{}});
+        b.started.wait();
+        BOOST_TEST(queued.cancel());
+        b.release.count_down();
+        running.get();
+        pool.close();
+        pool.join();  // the worker dropped the cancelled task
+        BOOST_TEST(LiveArg::live.load() == 0);  // while the handle lives
+        BOOST_CHECK_THROW((void)queued.get(), pypool::CancelledError);
+    }
+    BOOST_TEST(LiveArg::live.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(arguments_of_tasks_discarded_by_terminate_are_destroyed_once,
+                     *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(1);
+        Blocker b;
+        auto running = pool.apply_async(b.task());
+        auto cancelled_first = pool.apply_async([](LiveArg) { return 1; }, std::tuple{LiveArg{}});
+        auto discarded = pool.apply_async([](LiveArg) { return 2; }, std::tuple{LiveArg{}});
+        b.started.wait();
+        BOOST_TEST(cancelled_first.cancel());  // then terminate() discards it as well
+        pool.terminate();  // returns at once; the running task finishes
+        b.release.count_down();
+        pool.join();
+        BOOST_CHECK_THROW((void)cancelled_first.get(), pypool::CancelledError);
+        BOOST_CHECK_THROW((void)discarded.get(), pypool::CancelledError);
+        BOOST_TEST(LiveArg::live.load() == 0);
+    }
+    BOOST_TEST(LiveArg::live.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(arguments_of_a_task_run_inline_by_a_waiting_worker_are_destroyed_once,
+                     *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(1);  // the only worker waits: it runs the queued task itself
+        auto outer = pool.apply_async([&pool] {
+            auto inner = pool.apply_async([](LiveArg) { return 2; }, std::tuple{LiveArg{}});
+            return inner.get() + 1;
+        });
+        BOOST_TEST(outer.get() == 3);
+        pool.close();
+        pool.join();  // the inner task's queue node was dropped too
+        BOOST_TEST(LiveArg::live.load() == 0);
+    }
+    BOOST_TEST(LiveArg::live.load() == 0);
+}

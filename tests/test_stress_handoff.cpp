@@ -3,14 +3,17 @@
 // parking of idle workers, the workers' own queues and stealing, helping waits, the batch
 // of completions that reaches the callback thread, and imap's and imap_unordered's chunks
 // published without the stream's lock (and refilled in batches). Every wait has a generous
-// timeout (seconds).
+// timeout (seconds). Also the recycling of result states between threads.
 #include <boost/test/unit_test.hpp>
 
+#include <pypool/detail/state_alloc.hpp>
 #include <pypool/pypool.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <latch>
 #include <numeric>
 #include <thread>
@@ -275,4 +278,64 @@ BOOST_AUTO_TEST_CASE(imap_iterators_dropped_mid_stream_wait_for_running_chunks,
     pool.close();
     pool.join();
     BOOST_TEST(pool.stats().queued == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(line_sized_states_freed_on_other_threads_stay_aligned_and_intact,
+                     *boost::unit_test::timeout(300)) {
+    // States of 57-64 bytes come from slabs of cache lines (src/state_alloc.cpp). Threads
+    // allocate bursts, write a pattern, and hand them to a neighbour that checks the pattern
+    // and frees them: magazines move through the depot, and bursts larger than the depot
+    // keeps send blocks back to their slabs (and slabs to the system) while others are cut.
+    constexpr int kThreads = 4;
+    constexpr std::size_t kSize = 64;
+    const auto until = stress::deadline_in(2);
+    struct Mailbox {
+        std::mutex m;
+        std::vector<unsigned char*> blocks;
+    };
+    std::vector<Mailbox> boxes(kThreads);
+    std::atomic<bool> bad{false};
+    std::atomic<std::int64_t> freed{0};
+    auto check_and_free = [&](std::vector<unsigned char*>& got) {
+        for (unsigned char* p : got) {
+            const unsigned char tag = p[0];
+            for (std::size_t i = 1; i < kSize; ++i)
+                if (p[i] != static_cast<unsigned char>(tag + i)) bad = true;
+            pypool::detail::state_free(p, kSize);
+        }
+        freed += static_cast<std::int64_t>(got.size());
+        got.clear();
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            std::vector<unsigned char*> mine, got;
+            unsigned round = 0;
+            while (std::chrono::steady_clock::now() < until) {
+                const std::size_t burst = (++round % 7 == 0) ? 5000 : 100;
+                for (std::size_t i = 0; i < burst; ++i) {
+                    auto* p = static_cast<unsigned char*>(pypool::detail::state_alloc(kSize));
+                    if (reinterpret_cast<std::uintptr_t>(p) % 64 != 0) bad = true;
+                    const auto tag = static_cast<unsigned char>(t * 31 + i);
+                    for (std::size_t j = 0; j < kSize; ++j) p[j] = static_cast<unsigned char>(tag + j);
+                    mine.push_back(p);
+                }
+                {
+                    std::lock_guard lock(boxes[(t + 1) % kThreads].m);
+                    auto& b = boxes[(t + 1) % kThreads].blocks;
+                    b.insert(b.end(), mine.begin(), mine.end());
+                }
+                mine.clear();
+                {
+                    std::lock_guard lock(boxes[t].m);
+                    got.swap(boxes[t].blocks);
+                }
+                check_and_free(got);
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    for (auto& b : boxes) check_and_free(b.blocks);
+    BOOST_TEST(!bad.load());
+    BOOST_TEST(freed.load() > 0);
 }

@@ -45,6 +45,7 @@ enum : std::uint32_t {
     outcome_mask = 12,
     flag_waiters = 16,         // a thread parks on the state's stripe
     flag_helpers = 32,         // a worker of pool_ waits for it on the pool's condition
+    flag_started = 64,         // try_start() succeeded once (set with phase_running)
     flag_callback = 128,       // has a callback (readiness needs the loop on success)
     flag_error_callback = 256, // has an error_callback (readiness needs the loop on failure)
     flag_listeners = 512,      // listeners (or done callbacks) are linked: see CompletionListener
@@ -84,7 +85,7 @@ public:
     PoolCore* pool() const noexcept { return pool_; }
     const std::exception_ptr& error() const noexcept { return error_; }
 
-    /// Pending -> running; false if it was cancelled first.
+    /// Pending -> running (setting flag_started); false if it started or was cancelled first.
     bool try_start() noexcept;
     /// Stores the outcome of a run, then completes: through the loop if a callback must
     /// run, else at once. The caller holds a reference.

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -54,18 +54,29 @@ struct RunCancelled : CancelledError {
 template <class R, class Fn, class Tuple, bool WithCallbacks>
 class TaskState final : public ResultState<R> {
     using Cbs = std::conditional_t<WithCallbacks, Callbacks<R>, NoCallbacks>;
+    // The constructor cannot unwind a built payload_ (a union member): nothing after it throws.
+    static_assert(std::is_nothrow_move_constructible_v<Cbs>);
 
 public:
     template <class F, class T>
     TaskState(PoolCore* pool, F&& f, T&& args, Cbs&& cbs, std::uint32_t flags)
         : ResultState<R>(pool, flags, 2),  // one reference for the handle, one for the queue
-          payload_(std::in_place, std::forward<F>(f), std::forward<T>(args)),
+          payload_(std::forward<F>(f), std::forward<T>(args)),
           cbs_(std::move(cbs)) {}
+
+    ~TaskState() override {
+        // Every other path ends the payload (execute, or run()/discard() of a task
+        // cancelled while queued); it is alive here only for a task never started nor
+        // cancelled: one whose submission failed.
+        if ((this->word_.load(std::memory_order_relaxed) & (flag_started | outcome_mask)) ==
+            outcome_none)
+            end_payload();
+    }
 
     void run() noexcept override {
         if (!this->try_start()) {  // cancelled while queued, or run inline by a waiting worker
-            if (this->outcome() == outcome_cancelled)
-                payload_.reset();  // the pool keeps no reference to the arguments
+            if ((this->word() & flag_started) == 0)
+                end_payload();  // cancelled: the pool keeps no reference to the arguments
             this->release();
             return;
         }
@@ -82,7 +93,9 @@ public:
     }
 
     void discard() noexcept override {  // terminate()/shutdown(cancel_futures)
-        if (this->cancel()) payload_.reset();  // not started: nobody else touches payload_
+        // Cancelled and never started (a task the pool killed also ends cancelled, but its
+        // run ended the payload): nobody else touches payload_.
+        if (this->cancel() && (this->word() & flag_started) == 0) end_payload();
         this->release();
     }
 
@@ -109,7 +122,7 @@ private:
         pool->note_started();
         std::uint32_t outcome = outcome_value;
         try {
-            auto& [fn, args] = *payload_;
+            auto& [fn, args] = payload_;
             if constexpr (std::is_void_v<R>) {
                 std::apply(std::move(fn), std::move(args));
             } else {
@@ -126,12 +139,18 @@ private:
             this->error_ = std::current_exception();
             outcome = outcome_error;
         }
-        payload_.reset();  // the pool keeps no reference to the arguments
+        end_payload();  // the pool keeps no reference to the arguments
         pool->note_ran();
         this->finish(outcome);
     }
 
-    std::optional<Payload<Fn, Tuple>> payload_;
+    void end_payload() noexcept { std::destroy_at(&payload_); }
+
+    // Alive from construction until exactly one of the paths above ends it: no flag of its
+    // own (a std::optional's would make a small task's state 72 bytes, not one 64-byte line).
+    union {
+        Payload<Fn, Tuple> payload_;
+    };
     [[no_unique_address]] Cbs cbs_;
 };
 
