@@ -100,10 +100,11 @@ constexpr std::uint32_t kSlabLines = kSlab / kLine;
 struct Slab {
     Slab* prev = nullptr;  // the list of slabs with blocks to give
     Slab* next = nullptr;
-    Block* free = nullptr;    // blocks given back
+    Magazine free;            // blocks given back (poisoned like a cached block)
     std::uint32_t used = 0;   // blocks out (in magazines or states)
     std::uint32_t fresh = 1;  // the first line never handed out (kSlabLines: none left)
-    bool listed = false;
+    /// Has blocks to give: then it is on the list.
+    bool listed() const noexcept { return free.count > 0 || fresh < kSlabLines; }
 };
 static_assert(sizeof(Slab) <= kLine);
 
@@ -121,16 +122,11 @@ public:
                 link(::new (mem) Slab);
             }
             Slab* s = avail_;
-            Block* b;
-            if (s->free) {
-                b = s->free;
-                PYPOOL_UNPOISON(reinterpret_cast<char*>(b) + kLink, kLine - kLink);
-                s->free = b->next;
-            } else {
-                b = reinterpret_cast<Block*>(reinterpret_cast<char*>(s) + kLine * s->fresh++);
-            }
+            Block* b = s->free.count > 0
+                           ? s->free.pop(kLine)
+                           : reinterpret_cast<Block*>(reinterpret_cast<char*>(s) + kLine * s->fresh++);
             ++s->used;
-            if (!s->free && s->fresh == kSlabLines) unlink(s);
+            if (!s->listed()) unlink(s);
             mag.push(b, kLine);
         }
     }
@@ -139,17 +135,16 @@ public:
         while (mag.count > 0) {
             Block* b = mag.pop(kLine);
             auto* s = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(b) & ~(kSlab - 1));
-            if (--s->used == 0) {
-                if (s->listed) unlink(s);
+            if (--s->used == 0) {  // every other block is back: it is listed
+                unlink(s);
                 PYPOOL_UNPOISON(s, kSlab);
                 s->~Slab();
                 ::operator delete(s, std::align_val_t{kSlab});
                 continue;
             }
-            b->next = s->free;
-            PYPOOL_POISON(reinterpret_cast<char*>(b) + kLink, kLine - kLink);
-            s->free = b;
-            if (!s->listed) link(s);
+            const bool was_listed = s->listed();
+            s->free.push(b, kLine);
+            if (!was_listed) link(s);
         }
     }
 
@@ -159,12 +154,10 @@ private:
         s->next = avail_;
         if (avail_) avail_->prev = s;
         avail_ = s;
-        s->listed = true;
     }
     void unlink(Slab* s) noexcept {
         (s->prev ? s->prev->next : avail_) = s->next;
         if (s->next) s->next->prev = s->prev;
-        s->listed = false;
     }
     Slab* avail_ = nullptr;
 };
@@ -217,19 +210,16 @@ Depot& depot() noexcept {
     static Depot* d = [] {
         auto* p = new Depot;
         // A child forked while another thread holds a lock of the depot would deadlock on it.
+        constexpr auto unlock = [] {
+            depot().slab_m.unlock();
+            depot().m.unlock();
+        };
         ::pthread_atfork(
             [] {
                 depot().m.lock();
                 depot().slab_m.lock();
             },
-            [] {
-                depot().slab_m.unlock();
-                depot().m.unlock();
-            },
-            [] {
-                depot().slab_m.unlock();
-                depot().m.unlock();
-            });
+            unlock, unlock);
         return p;
     }();
     return *d;

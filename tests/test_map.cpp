@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bulk_test_util.hpp"
+#include "live_count.hpp"
 
 // Counts heap allocations (operator new) to show that results need none per item.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -379,16 +380,6 @@ BOOST_AUTO_TEST_CASE(map_allocates_per_chunk_not_per_item, *utf::timeout(60)) {
 }
 
 namespace {
-// Counts its live instances (copies and moves included).
-template <int Tag>
-struct Live {
-    static inline std::atomic<int> count{0};
-    Live() { ++count; }
-    Live(const Live&) { ++count; }
-    Live(Live&&) noexcept { ++count; }
-    Live& operator=(const Live&) = default;
-    ~Live() { --count; }
-};
 using LiveInput = Live<0>;
 using LiveFn = Live<1>;
 }  // namespace

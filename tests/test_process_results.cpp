@@ -4,6 +4,7 @@
 // imap and imap_unordered keep their order rules; wait and as_completed take results of a
 // ThreadPool and a ProcessPool together.
 #include "process_test_util.hpp"
+#include "live_count.hpp"
 
 #include <pthread.h>
 #include <unistd.h>
@@ -16,7 +17,6 @@
 #include <cereal/types/map.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <functional>
 #include <future>
 #include <set>
@@ -80,17 +80,7 @@ int fails_on_odd(int x) {
 long long big_sum(const std::vector<long long>& v) { return std::accumulate(v.begin(), v.end(), 0LL); }
 std::vector<char> echo_bytes(const std::vector<char>& v) { return v; }
 
-// Counts live copies in this process: a leak leaves it above 0, a second destruction below.
-struct LiveArg {
-    static inline std::atomic<int> live{0};
-    LiveArg() { ++live; }
-    LiveArg(const LiveArg&) { ++live; }
-    LiveArg(LiveArg&&) noexcept { ++live; }
-    LiveArg& operator=(const LiveArg&) = default;
-    ~LiveArg() { --live; }
-    template <class Archive>
-    void serialize(Archive&) {}
-};
+using LiveArg = Live<0>;  // counts live copies in this process
 int takes_live(const LiveArg&) { return 1; }
 
 std::string thread_name() {
@@ -319,14 +309,14 @@ BOOST_AUTO_TEST_CASE(arguments_of_a_refused_task_are_destroyed_once, *utf::timeo
     {
         pypool::ProcessPool pool(1);
         BOOST_TEST(pool.apply(takes_live, std::tuple{LiveArg{}}) == 1);
-        BOOST_TEST(LiveArg::live.load() == 0);
+        BOOST_TEST(LiveArg::count.load() == 0);
         pool.close();
         // the task is built, then refused: its arguments must not outlive the throw
         BOOST_CHECK_THROW(pool.apply_async(takes_live, std::tuple{LiveArg{}}), pypool::ValueError);
-        BOOST_TEST(LiveArg::live.load() == 0);
+        BOOST_TEST(LiveArg::count.load() == 0);
         pool.join();
     }
-    BOOST_TEST(LiveArg::live.load() == 0);
+    BOOST_TEST(LiveArg::count.load() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -25,6 +25,8 @@
 #include <pypool/detail/task.hpp>
 #include <pypool/pypool.hpp>
 
+#include "live_count.hpp"
+
 namespace utf = boost::unit_test;
 using namespace std::chrono_literals;
 using pypool::AsyncResult;
@@ -866,19 +868,7 @@ BOOST_AUTO_TEST_CASE(what_reads_a_task_failure_in_an_error_callback, *utf::timeo
 // ---- a task's callable and arguments: destroyed exactly once on every path ------------------
 // (the task keeps them without a flag of their own: detail/task.hpp)
 
-namespace {
-
-// Counts live copies: a leak leaves it above 0, a second destruction takes it below.
-struct LiveArg {
-    static inline std::atomic<int> live{0};
-    LiveArg() { ++live; }
-    LiveArg(const LiveArg&) { ++live; }
-    LiveArg(LiveArg&&) noexcept { ++live; }
-    LiveArg& operator=(const LiveArg&) = default;
-    ~LiveArg() { --live; }
-};
-
-}  // namespace
+using LiveArg = Live<0>;
 
 BOOST_AUTO_TEST_CASE(arguments_of_a_task_that_ran_are_destroyed_once, *utf::timeout(60)) {
     {
@@ -886,9 +876,9 @@ BOOST_AUTO_TEST_CASE(arguments_of_a_task_that_ran_are_destroyed_once, *utf::time
         LiveArg captured;
         auto r = pool.apply_async([captured](LiveArg) { return 1; }, std::tuple{LiveArg{}});
         BOOST_TEST(r.get() == 1);
-        BOOST_TEST(LiveArg::live.load() == 1);  // ours only, while the handle lives
+        BOOST_TEST(LiveArg::count.load() == 1);  // ours only, while the handle lives
     }
-    BOOST_TEST(LiveArg::live.load() == 0);
+    BOOST_TEST(LiveArg::count.load() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(arguments_of_a_task_cancelled_while_queued_are_destroyed_once,
@@ -904,10 +894,10 @@ BOOST_AUTO_TEST_CASE(arguments_of_a_task_cancelled_while_queued_are_destroyed_on
         running.get();
         pool.close();
         pool.join();  // the worker dropped the cancelled task
-        BOOST_TEST(LiveArg::live.load() == 0);  // while the handle lives
+        BOOST_TEST(LiveArg::count.load() == 0);  // while the handle lives
         BOOST_CHECK_THROW((void)queued.get(), pypool::CancelledError);
     }
-    BOOST_TEST(LiveArg::live.load() == 0);
+    BOOST_TEST(LiveArg::count.load() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(arguments_of_tasks_discarded_by_terminate_are_destroyed_once,
@@ -925,9 +915,9 @@ BOOST_AUTO_TEST_CASE(arguments_of_tasks_discarded_by_terminate_are_destroyed_onc
         pool.join();
         BOOST_CHECK_THROW((void)cancelled_first.get(), pypool::CancelledError);
         BOOST_CHECK_THROW((void)discarded.get(), pypool::CancelledError);
-        BOOST_TEST(LiveArg::live.load() == 0);
+        BOOST_TEST(LiveArg::count.load() == 0);
     }
-    BOOST_TEST(LiveArg::live.load() == 0);
+    BOOST_TEST(LiveArg::count.load() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(arguments_of_a_task_run_inline_by_a_waiting_worker_are_destroyed_once,
@@ -941,7 +931,7 @@ BOOST_AUTO_TEST_CASE(arguments_of_a_task_run_inline_by_a_waiting_worker_are_dest
         BOOST_TEST(outer.get() == 3);
         pool.close();
         pool.join();  // the inner task's queue node was dropped too
-        BOOST_TEST(LiveArg::live.load() == 0);
+        BOOST_TEST(LiveArg::count.load() == 0);
     }
-    BOOST_TEST(LiveArg::live.load() == 0);
+    BOOST_TEST(LiveArg::count.load() == 0);
 }
