@@ -91,8 +91,7 @@ void StateBase::finish(std::uint32_t outcome) noexcept {
         set_phase_outcome(word_, phase_completing, outcome);
         pool_->post_callbacks(this);
     } else {
-        set_outcome(outcome);
-        make_ready();
+        make_ready(outcome);  // the outcome and the phase in one read-modify-write
     }
 }
 
@@ -126,15 +125,15 @@ void StateBase::discard() noexcept {
     release();  // the queue's reference
 }
 
-void StateBase::make_ready() noexcept {
+void StateBase::make_ready(std::uint32_t outcome) noexcept {
     PoolCore* pool = pool_;
-    const std::uint32_t before = word_.load(std::memory_order_relaxed);
+    const std::uint32_t before = word_.load(std::memory_order_relaxed) | outcome;
     if ((before & outcome_mask) != outcome_cancelled && (before & flag_uncounted) == 0)
         pool->note_outcome((before & outcome_mask) == outcome_value);
     // Once ready, the state may outlive its pool, and a new pool may be built at its
     // address: add_done_callback asks the registry by id (published by the fetch_or).
     pool_id_ = pool->id();
-    const std::uint32_t old = word_.fetch_or(phase_ready, std::memory_order_acq_rel);
+    const std::uint32_t old = word_.fetch_or(phase_ready | outcome, std::memory_order_acq_rel);
     if (old & flag_waiters) {
         Stripe& st = stripe_for(this);
         { std::lock_guard lk(st.m); }

@@ -75,7 +75,12 @@ public:
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
     void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+        // The last reference (a result nobody kept, say): no other thread holds one, so none
+        // can add one, and the read-modify-write is not needed. The acquire pairs with the
+        // release of whoever dropped theirs.
+        if (refs_.load(std::memory_order_acquire) == 1 ||
+            refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            destroy();
     }
 
     std::uint32_t word() const noexcept { return word_.load(std::memory_order_acquire); }
@@ -93,9 +98,10 @@ public:
     /// Pending -> cancelled, completing through the loop if an error_callback must run.
     /// True if it is cancelled (now or before). The caller holds a reference.
     virtual bool cancel() noexcept;
-    /// Marks the state ready, wakes waiters, posts done callbacks, releases the pool's
-    /// unit of work. The caller holds a reference.
-    void make_ready() noexcept;
+    /// Marks the state ready (setting the outcome bits `outcome` too, where the outcome was
+    /// none until now), wakes waiters, posts done callbacks, releases the pool's unit of
+    /// work. The caller holds a reference.
+    void make_ready(std::uint32_t outcome = outcome_none) noexcept;
 
     /// Blocks until ready or the deadline; true if ready. Throws DeadlockError when called
     /// on the pool's callback thread for a result that needs that thread to become ready.
