@@ -172,7 +172,9 @@ void StateBase::run_callbacks() noexcept {
         invoke_callbacks();
     } catch (...) {
         std::exception_ptr e = std::current_exception();
-        if ((word_.load(std::memory_order_relaxed) & outcome_mask) != outcome_cancelled) {
+        const std::uint32_t outcome = word_.load(std::memory_order_relaxed) & outcome_mask;
+        if (outcome != outcome_cancelled) {
+            if (outcome == outcome_value) drop_value();  // the error replaces it
             error_ = e;
             set_outcome(outcome_error);
         }

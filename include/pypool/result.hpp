@@ -162,12 +162,12 @@ protected:
     /// The value of a ready state, or rethrows its exception.
     static const_ref deliver(const State* s) {
         if (s->outcome() != detail::outcome_value) std::rethrow_exception(s->error());
-        if constexpr (!std::is_void_v<T>) return *s->value_;
+        if constexpr (!std::is_void_v<T>) return s->value();
     }
     /// Moves the value out of a ready state, or rethrows its exception.
     static T take(State* s) {
         if (s->outcome() != detail::outcome_value) std::rethrow_exception(s->error());
-        if constexpr (!std::is_void_v<T>) return std::move(*s->value_);
+        if constexpr (!std::is_void_v<T>) return std::move(s->value());
     }
 
     detail::StateRef<State> s_;  ///< the shared state (null for an empty handle)

@@ -116,7 +116,7 @@ public:
             this->refs_.fetch_sub(1, std::memory_order_relaxed);  // no chunk reference
             // no task was submitted, so the stats count no outcome for it either
             this->word_.fetch_or(flag_uncounted, std::memory_order_relaxed);
-            this->value_.emplace();
+            this->emplace_value();
             this->finish(outcome_value);  // through the loop if a callback must see []
             return;
         }
@@ -290,15 +290,14 @@ private:
             this->error_ = std::move(fail_error_);
             outcome = outcome_error;
         } else if constexpr (direct_out) {
-            this->value_.emplace(std::move(outv_));
+            this->emplace_value(std::move(outv_));
         } else {
             try {
-                this->value_.emplace();
-                this->value_->reserve(this->total_);
-                for (std::size_t i = 0; i < this->total_; ++i)
-                    this->value_->push_back(std::move(out_[i]));
+                std::vector<Item> v;
+                v.reserve(this->total_);
+                for (std::size_t i = 0; i < this->total_; ++i) v.push_back(std::move(out_[i]));
+                this->emplace_value(std::move(v));
             } catch (...) {
-                this->value_.reset();
                 this->error_ = std::current_exception();
                 outcome = outcome_error;
             }
@@ -339,7 +338,7 @@ private:
         auto cb = std::move(callback_);
         auto ecb = std::move(error_callback_);
         if (this->outcome() == outcome_value) {
-            if (cb) cb(*this->value_);
+            if (cb) cb(this->value());
         } else if (ecb) {
             ecb(this->error_);
         }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <utility>
@@ -148,6 +149,8 @@ protected:
     virtual void destroy() noexcept { delete this; }
     /// Calls the user callback for the outcome; may throw (the caller reports it).
     virtual void invoke_callbacks() {}
+    /// Ends the value of an outcome_value state whose outcome becomes an error.
+    virtual void drop_value() noexcept {}
     /// With the stripe lock held: sets flag_listeners and tests readiness in one
     /// read-modify-write (make_ready() sets phase_ready with one too, so either it sees the
     /// flag and takes the lock after us, or we see it ready); true if not ready yet.
@@ -177,12 +180,42 @@ protected:
     friend class PoolCore;
 };
 
-/// Shared state holding a T (or nothing for void).
+/// Room for one T without a flag of its own (a std::optional's would add 8 bytes to a
+/// state holding an i64): the owner says when a T lives there.
+template <class T>
+union ValueSlot {
+    ValueSlot() noexcept {}
+    ~ValueSlot() {}
+    T v;
+};
+
+/// Shared state holding a T (or nothing for void). The value lives exactly while the
+/// outcome is outcome_value: built by emplace_value() before the outcome is set, ended by
+/// the destructor, or by drop_value() when a throwing callback turns the outcome into an
+/// error.
 template <class T>
 class ResultState : public StateBase {
 public:
     using StateBase::StateBase;
-    std::optional<T> value_;
+    /// Builds the value; the caller then sets the outcome to outcome_value (or, if this
+    /// throws, to an error: no value was built).
+    template <class... A>
+    void emplace_value(A&&... a) {
+        std::construct_at(&value_.v, std::forward<A>(a)...);
+    }
+    /// The value; only while the outcome is outcome_value.
+    T& value() noexcept { return value_.v; }
+    const T& value() const noexcept { return value_.v; }
+
+protected:
+    ~ResultState() override {
+        if ((this->word_.load(std::memory_order_relaxed) & outcome_mask) == outcome_value)
+            std::destroy_at(&value_.v);
+    }
+    void drop_value() noexcept override { std::destroy_at(&value_.v); }
+
+private:
+    ValueSlot<T> value_;
 };
 template <>
 class ResultState<void> : public StateBase {

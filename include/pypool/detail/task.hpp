@@ -109,7 +109,7 @@ private:
                     if constexpr (std::is_void_v<R>)
                         callback();
                     else
-                        callback(*this->value_);
+                        callback(this->value());
                 }
             } else if (error_callback) {
                 error_callback(this->error_);
@@ -126,7 +126,7 @@ private:
             if constexpr (std::is_void_v<R>) {
                 std::apply(std::move(fn), std::move(args));
             } else {
-                this->value_.emplace(std::apply(std::move(fn), std::move(args)));
+                this->emplace_value(std::apply(std::move(fn), std::move(args)));
             }
         } catch (const RunCancelled&) {
             try {
