@@ -935,3 +935,81 @@ BOOST_AUTO_TEST_CASE(arguments_of_a_task_run_inline_by_a_waiting_worker_are_dest
     }
     BOOST_TEST(LiveArg::count.load() == 0);
 }
+
+// ---- a result's value: destroyed exactly once on every path ----------------------------------
+// (the state keeps it without a flag of its own: the outcome says whether it lives,
+// detail/state.hpp)
+
+using LiveValue = Live<1>;
+
+BOOST_AUTO_TEST_CASE(a_value_lives_while_a_handle_does_and_is_destroyed_once, *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(2);
+        auto r = pool.apply_async([] { return LiveValue{}; });
+        (void)r.get();
+        auto copy = r;
+        BOOST_TEST(LiveValue::count.load() == 1);  // one value, shared by both handles
+        pool.close();
+        pool.join();
+        BOOST_TEST(LiveValue::count.load() == 1);  // the pool is gone, the handles are not
+    }
+    BOOST_TEST(LiveValue::count.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_value_moved_out_by_get_is_destroyed_once, *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(1);
+        auto r = pool.apply_async([] { return LiveValue{}; });
+        std::optional<LiveValue> taken;
+        taken.emplace(std::move(r).get());
+        BOOST_TEST(LiveValue::count.load() == 2);  // ours and the state's moved-from one
+        taken.reset();
+        BOOST_TEST(LiveValue::count.load() == 1);
+    }
+    BOOST_TEST(LiveValue::count.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_value_of_a_result_whose_callback_throws_is_destroyed_once,
+                     *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(pypool::PoolOptions{.processes = 1,
+                                                    .on_callback_error = [](std::exception_ptr) {}});
+        auto r = pool.apply_async(
+            [] { return LiveValue{}; }, std::tuple{},
+            {.callback = [](const LiveValue&) { throw std::runtime_error("in callback"); }});
+        BOOST_CHECK_THROW((void)r.get(), std::runtime_error);  // the error replaced the value
+        auto m = pool.map_async([](int) { return LiveValue{}; }, std::vector<int>{1, 2, 3},
+                                {.chunksize = 1, .callback = [](const std::vector<LiveValue>&) {
+                                     throw std::runtime_error("in map callback");
+                                 }});
+        BOOST_CHECK_THROW((void)m.get(), std::runtime_error);
+        BOOST_TEST(LiveValue::count.load() == 0);  // while the handles live
+    }
+    BOOST_TEST(LiveValue::count.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_or_cancelled_task_makes_no_value, *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(1);
+        Blocker b;
+        auto running = pool.apply_async(b.task());
+        auto failed = pool.apply_async([]() -> LiveValue { throw std::logic_error("no value"); });
+        auto cancelled = pool.apply_async([] { return LiveValue{}; });
+        b.started.wait();
+        BOOST_TEST(cancelled.cancel());
+        b.release.count_down();
+        BOOST_CHECK_THROW((void)failed.get(), std::logic_error);
+        BOOST_CHECK_THROW((void)cancelled.get(), pypool::CancelledError);
+        running.get();
+        BOOST_TEST(LiveValue::count.load() == 0);
+        auto map_failed = pool.map_async(
+            [](int v) {
+                if (v == 2) throw std::logic_error("item 2");
+                return LiveValue{};
+            },
+            std::vector<int>{1, 2, 3}, {.chunksize = 1});
+        BOOST_CHECK_THROW((void)map_failed.get(), std::logic_error);
+        BOOST_TEST(LiveValue::count.load() == 0);  // the items' values went with the map
+    }
+    BOOST_TEST(LiveValue::count.load() == 0);
+}
