@@ -95,6 +95,15 @@ void StateBase::finish(std::uint32_t outcome) noexcept {
     }
 }
 
+void StateBase::finish_alone(std::uint32_t outcome) noexcept {
+    PoolCore* pool = pool_;
+    if (outcome != outcome_cancelled) pool->note_outcome(outcome == outcome_value);
+    // Read by the destructors only (the value lives iff outcome_value; the payload ended).
+    word_.store(phase_ready | flag_started | outcome, std::memory_order_relaxed);
+    destroy();              // before the unit: join() returns after the value is gone
+    pool->release_unit();   // the last touch of the pool
+}
+
 bool StateBase::cancel() noexcept {
     std::uint32_t w = word_.load(std::memory_order_acquire);
     for (;;) {

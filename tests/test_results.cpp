@@ -1013,3 +1013,73 @@ BOOST_AUTO_TEST_CASE(a_failed_or_cancelled_task_makes_no_value, *utf::timeout(60
     }
     BOOST_TEST(LiveValue::count.load() == 0);
 }
+
+// ---- a task nobody holds: its handle was dropped before a worker reached it ------------------
+// (the worker then holds the only reference and completes it without read-modify-writes on the
+// state: StateBase::alone(), detail/state.hpp)
+
+BOOST_AUTO_TEST_CASE(a_task_whose_handle_was_dropped_destroys_its_arguments_and_value_once,
+                     *utf::timeout(60)) {
+    {
+        pypool::ThreadPool pool(1);
+        Blocker b;
+        auto running = pool.apply_async(b.task());
+        (void)pool.apply_async([](LiveArg) { return LiveValue{}; }, std::tuple{LiveArg{}});
+        (void)pool.apply_async([](LiveArg) -> LiveValue { throw std::logic_error("x"); },
+                               std::tuple{LiveArg{}});
+        b.started.wait();
+        BOOST_TEST(LiveArg::count.load() == 2);  // held by the two queued tasks
+        b.release.count_down();
+        running.get();
+        pool.close();
+        pool.join();
+        BOOST_TEST(LiveArg::count.load() == 0);
+        BOOST_TEST(LiveValue::count.load() == 0);
+    }
+    BOOST_TEST(LiveArg::count.load() == 0);
+    BOOST_TEST(LiveValue::count.load() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_task_whose_handle_was_dropped_is_counted_in_stats, *utf::timeout(60)) {
+    pypool::ThreadPool pool(1);
+    Blocker b;
+    auto running = pool.apply_async(b.task());
+    (void)pool.apply_async([] { return 1; });
+    (void)pool.apply_async([] { return 2; });
+    (void)pool.apply_async([]() -> int { throw std::logic_error("x"); });
+    b.started.wait();
+    b.release.count_down();
+    running.get();
+    pool.close();
+    pool.join();
+    const pypool::PoolStats s = pool.stats();
+    BOOST_TEST(s.submitted == 4u);
+    BOOST_TEST(s.completed == 3u);  // the blocker and the two that returned
+    BOOST_TEST(s.failed == 1u);
+    BOOST_TEST(s.queued == 0u);
+    BOOST_TEST(s.running == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(callbacks_of_a_task_whose_handle_was_dropped_still_run, *utf::timeout(60)) {
+    std::latch called(3);  // the callback, the error_callback and the done callback
+    {
+        pypool::ThreadPool pool(1);
+        Blocker b;
+        auto running = pool.apply_async(b.task());
+        (void)pool.apply_async([] { return 1; }, std::tuple{},
+                               {.callback = [&called](const int&) { called.count_down(); }});
+        (void)pool.apply_async([]() -> int { throw std::logic_error("x"); }, std::tuple{},
+                               {.error_callback = [&called](std::exception_ptr) { called.count_down(); }});
+        {
+            auto r = pool.apply_async([] { return 3; });
+            r.add_done_callback([&called](const pypool::AsyncResult<int>&) { called.count_down(); });
+        }  // dropped before the task runs: the done callback keeps nothing alive but the state
+        b.started.wait();
+        b.release.count_down();
+        running.get();
+        pool.close();
+        pool.join();  // the callbacks ran before join() returned
+        BOOST_TEST(called.try_wait());
+    }
+    called.wait();
+}

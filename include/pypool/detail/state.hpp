@@ -91,6 +91,16 @@ public:
     PoolCore* pool() const noexcept { return pool_; }
     const std::exception_ptr& error() const noexcept { return error_; }
 
+    /// True for a queued task whose only reference is the running worker's and to which
+    /// nothing is attached (no callback, waiter, helper or listener): no other thread can
+    /// cancel, await or observe it (adding any of these needs a reference).
+    bool alone() const noexcept {
+        return refs_.load(std::memory_order_acquire) == 1 &&
+               word_.load(std::memory_order_relaxed) == phase_pending;
+    }
+    /// Completes a task that ran alone() with `outcome`: counts it, frees the state, then
+    /// releases the pool's unit of work. No read-modify-write on the state.
+    void finish_alone(std::uint32_t outcome) noexcept;
     /// Pending -> running (setting flag_started); false if it started or was cancelled first.
     bool try_start() noexcept;
     /// Stores the outcome of a run, then completes: through the loop if a callback must

@@ -74,6 +74,10 @@ public:
     }
 
     void run() noexcept override {
+        if (this->alone()) {  // nobody can cancel, await or observe it: no read-modify-write
+            this->finish_alone(run_payload());
+            return;
+        }
         if (!this->try_start()) {  // cancelled while queued, or run inline by a waiting worker
             if ((this->word() & flag_started) == 0)
                 end_payload();  // cancelled: the pool keeps no reference to the arguments
@@ -117,7 +121,10 @@ private:
         }
     }
 
-    void execute() noexcept {
+    void execute() noexcept { this->finish(run_payload()); }
+
+    /// Runs the task and ends its payload; returns the outcome (the value or error stored).
+    std::uint32_t run_payload() noexcept {
         PoolCore* pool = this->pool_;
         pool->note_started();
         std::uint32_t outcome = outcome_value;
@@ -141,7 +148,7 @@ private:
         }
         end_payload();  // the pool keeps no reference to the arguments
         pool->note_ran();
-        this->finish(outcome);
+        return outcome;
     }
 
     void end_payload() noexcept { std::destroy_at(&payload_); }
