@@ -42,6 +42,13 @@ std::uint32_t set_phase_outcome(std::atomic<std::uint32_t>& word, std::uint32_t 
     return nw;
 }
 
+// Counts the outcome in the state word w in the pool's stats (a cancellation was counted
+// when it happened; an empty map is no task).
+void count_outcome(PoolCore* pool, std::uint32_t w) noexcept {
+    if ((w & outcome_mask) != outcome_cancelled && (w & flag_uncounted) == 0)
+        pool->note_outcome((w & outcome_mask) == outcome_value);
+}
+
 // The done callbacks of a state that is not ready yet: one node in the state's listener
 // list (recognised by its notify, which make_ready() never calls), so that the common state
 // has no field of its own for them.
@@ -97,9 +104,10 @@ void StateBase::finish(std::uint32_t outcome) noexcept {
 
 void StateBase::finish_alone(std::uint32_t outcome) noexcept {
     PoolCore* pool = pool_;
-    if (outcome != outcome_cancelled) pool->note_outcome(outcome == outcome_value);
+    const std::uint32_t w = phase_ready | flag_started | outcome;
+    count_outcome(pool, w);
     // Read by the destructors only (the value lives iff outcome_value; the payload ended).
-    word_.store(phase_ready | flag_started | outcome, std::memory_order_relaxed);
+    word_.store(w, std::memory_order_relaxed);
     destroy();              // before the unit: join() returns after the value is gone
     pool->release_unit();   // the last touch of the pool
 }
@@ -136,9 +144,7 @@ void StateBase::discard() noexcept {
 
 void StateBase::make_ready(std::uint32_t outcome) noexcept {
     PoolCore* pool = pool_;
-    const std::uint32_t before = word_.load(std::memory_order_relaxed) | outcome;
-    if ((before & outcome_mask) != outcome_cancelled && (before & flag_uncounted) == 0)
-        pool->note_outcome((before & outcome_mask) == outcome_value);
+    count_outcome(pool, word_.load(std::memory_order_relaxed) | outcome);
     // Once ready, the state may outlive its pool, and a new pool may be built at its
     // address: add_done_callback asks the registry by id (published by the fetch_or).
     pool_id_ = pool->id();
